@@ -1,0 +1,1 @@
+//! Pure, synchronous encoding and decoding: no IO, every size bounded before allocation.
