@@ -12,7 +12,10 @@ use prost_types::{DescriptorProto, FileDescriptorSet};
 
 const PACKAGE: &str = "opamp.proto.v1";
 
-const MESSAGES: &[(&str, &[(&str, i32, &str)])] = &[
+/// One field: name, number, type as written in a `.proto` file.
+type Field = (&'static str, i32, &'static str);
+
+const MESSAGES: &[(&str, &[Field])] = &[
     (
         "AnyValue",
         &[

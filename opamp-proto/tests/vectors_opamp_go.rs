@@ -403,3 +403,31 @@ fn health_attributes_field_7_is_decoded() {
             .is_empty()
     );
 }
+
+/// The JSON comparison notices changed and missing fields (so the main test
+/// can fail).
+#[test]
+fn json_comparison_detects_differences() {
+    use opamp_proto::server_error_response::Details;
+
+    let name = "s2a-08-error-unavailable-retry";
+    let text = std::fs::read_to_string(dir().join(format!("{name}.json"))).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let mut msg = ServerToAgent::decode(load(name).as_slice()).unwrap();
+    assert_eq!(diff(&json, &msg.to_json(), "$"), None);
+
+    let error = msg.error_response.as_mut().unwrap();
+    if let Some(Details::RetryInfo(retry)) = error.details.as_mut() {
+        retry.retry_after_nanoseconds += 1;
+    }
+    let changed = diff(&json, &msg.to_json(), "$").expect("changed value detected");
+    assert!(changed.contains("retry_after_nanoseconds"), "{changed}");
+
+    msg.error_response.as_mut().unwrap().details = None;
+    let missing = diff(&json, &msg.to_json(), "$").expect("missing field detected");
+    assert!(missing.contains("retry_info"), "{missing}");
+
+    msg.error_response = None;
+    msg.flags = 1;
+    assert!(diff(&json, &msg.to_json(), "$").is_some());
+}
