@@ -1,13 +1,7 @@
-//! OpAMP server SDK: what a control plane embeds to manage a fleet of agents.
-//!
-//! ```
-//! use opamp_server::proto::ServerToAgent;
-//!
-//! let acknowledgement = ServerToAgent::default();
-//! assert!(acknowledgement.error_response.is_none());
-//! ```
-//!
-//! The server state machine and its service are being built; this crate currently re-exports
-//! the message types it will speak.
+//! OpAMP server SDK (work in progress).
 
+mod error;
+pub mod state;
+
+pub use error::Error;
 pub use opamp_proto as proto;
