@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +69,7 @@ pub(crate) fn agent_message(seq: u64) -> AgentToServer {
 pub(crate) struct TestServer {
     pub(crate) addr: SocketAddr,
     tls_errors: Arc<Mutex<Vec<Error>>>,
+    connections: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -106,11 +108,14 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let tls_errors = Arc::new(Mutex::new(Vec::new()));
         let errors = Arc::clone(&tls_errors);
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
                 let acceptor = acceptor.clone();
                 let errors = Arc::clone(&errors);
@@ -125,6 +130,7 @@ impl TestServer {
         Self {
             addr,
             tls_errors,
+            connections,
             task,
         }
     }
@@ -137,6 +143,11 @@ impl TestServer {
     /// `scheme://localhost:port/v1/opamp` (for TLS: the certificate names localhost).
     pub(crate) fn localhost_url(&self, scheme: &str) -> String {
         format!("{scheme}://localhost:{}/v1/opamp", self.addr.port())
+    }
+
+    /// How many TCP connections were accepted so far.
+    pub(crate) fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// Takes the TLS handshake errors seen so far.
