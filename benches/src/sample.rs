@@ -41,7 +41,7 @@ pub fn full_state_report() -> AgentToServer {
     AgentToServer {
         agent_description: Some(description()),
         health: Some(health_tree(1_700_000_000_000_000_000)),
-        effective_config: Some(effective_config(6 * 1024)),
+        effective_config: Some(effective_config(7 * 1024)),
         remote_config_status: Some(RemoteConfigStatus {
             last_remote_config_hash: vec![0xab; 32].into(),
             status: opamp_proto::generated::RemoteConfigStatuses::Applied as i32,
