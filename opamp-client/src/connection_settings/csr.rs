@@ -200,7 +200,8 @@ pub fn generate(request: &CsrRequest) -> Result<GeneratedCsr, ConnectionSettings
             InstanceUidPlacement::SanUri | InstanceUidPlacement::Both
         )
     {
-        let uri = rcgen::string::Ia5String::try_from(format!("urn:uuid:{uid}")).map_err(csr_error)?;
+        let uri =
+            rcgen::string::Ia5String::try_from(format!("urn:uuid:{uid}")).map_err(csr_error)?;
         params.subject_alt_names.push(SanType::URI(uri));
     }
     let csr = params.serialize_request(&key).map_err(csr_error)?;

@@ -45,7 +45,9 @@ pub enum ConnectionSettingsError {
     MissingPrivateKey,
     /// Certificate offers are refused because the connection settings can only be kept in
     /// ephemeral storage (spec §"OpAMP Connection Setting Offer Flow", final note).
-    #[error("certificate offers are refused: connection settings are kept in ephemeral storage only")]
+    #[error(
+        "certificate offers are refused: connection settings are kept in ephemeral storage only"
+    )]
     EphemeralStorage,
     /// The TLS settings of the offer are not usable.
     #[error("invalid TLS settings: {0}")]

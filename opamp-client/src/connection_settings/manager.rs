@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::ConnectionSettingsError;
 use super::csr::{self, CsrRequest};
 use super::params::{MergeOptions, OpampConnectionParams};
-use super::ConnectionSettingsError;
 use crate::proto::{
     AgentCapabilities, Bytes, ConnectionSettingsOffers, ConnectionSettingsRequest,
     ConnectionSettingsStatus, ConnectionSettingsStatuses,
@@ -285,7 +285,10 @@ impl ConnectionSettingsManager {
 
     /// The last status to report in `AgentToServer.connection_settings_status`.
     pub fn status(&self) -> Option<ConnectionSettingsStatus> {
-        self.state.status.as_ref().map(ConnectionSettingsStatus::from)
+        self.state
+            .status
+            .as_ref()
+            .map(ConnectionSettingsStatus::from)
     }
 
     /// The hash of the last processed offer (empty if none).
@@ -338,7 +341,9 @@ impl ConnectionSettingsManager {
                     status: None,
                 };
             }
-            tracing::debug!("OpAMP connection settings offered, but AcceptsOpAMPConnectionSettings is not set; ignored");
+            tracing::debug!(
+                "OpAMP connection settings offered, but AcceptsOpAMPConnectionSettings is not set; ignored"
+            );
             return OfferDecision::NoOpampOffer;
         }
 
@@ -360,14 +365,20 @@ impl ConnectionSettingsManager {
             merged.heartbeat_interval = self.state.active.heartbeat_interval;
         }
         if merged.same_connection(&self.state.active) {
-            let heartbeat_changed = merged.heartbeat_interval != self.state.active.heartbeat_interval;
+            let heartbeat_changed =
+                merged.heartbeat_interval != self.state.active.heartbeat_interval;
             if self.state.candidate.take().is_some() {
-                tracing::info!("a newer offer keeps the current connection; pending candidate dropped");
+                tracing::info!(
+                    "a newer offer keeps the current connection; pending candidate dropped"
+                );
             }
             self.state.active = merged;
             self.changed = true;
             let status = self.set_status(&hash, ConnectionSettingsStatuses::Applied, "");
-            tracing::info!(heartbeat_changed, "OpAMP connection settings applied without reconnecting");
+            tracing::info!(
+                heartbeat_changed,
+                "OpAMP connection settings applied without reconnecting"
+            );
             return OfferDecision::Applied {
                 heartbeat_interval: heartbeat_changed
                     .then_some(self.state.active.heartbeat_interval)
@@ -393,7 +404,10 @@ impl ConnectionSettingsManager {
     /// accepted by the server. Returns `Applied` when that connection validated a candidate.
     pub fn on_connected(&mut self) -> Option<CandidateOutcome> {
         let candidate = self.state.candidate.take()?;
-        let uses_csr_key = match (&candidate.params.client_certificate, &self.state.csr_private_key_pem) {
+        let uses_csr_key = match (
+            &candidate.params.client_certificate,
+            &self.state.csr_private_key_pem,
+        ) {
             (Some(cert), Some(key)) => &cert.private_key_pem == key,
             _ => false,
         };
@@ -403,7 +417,11 @@ impl ConnectionSettingsManager {
         }
         self.state.active = candidate.params;
         self.changed = true;
-        let status = self.set_status(&candidate.offer_hash, ConnectionSettingsStatuses::Applied, "");
+        let status = self.set_status(
+            &candidate.offer_hash,
+            ConnectionSettingsStatuses::Applied,
+            "",
+        );
         tracing::info!(endpoint = %self.state.active.endpoint, "OpAMP connection settings candidate validated and applied");
         Some(CandidateOutcome::Applied {
             params: self.state.active.clone(),
@@ -428,7 +446,11 @@ impl ConnectionSettingsManager {
         let candidate = self.state.candidate.take()?;
         let message = format!("connecting with the offered settings failed: {error}");
         tracing::warn!(%message, "reverting to the previous OpAMP connection settings");
-        let status = self.set_status(&candidate.offer_hash, ConnectionSettingsStatuses::Failed, &message);
+        let status = self.set_status(
+            &candidate.offer_hash,
+            ConnectionSettingsStatuses::Failed,
+            &message,
+        );
         Some(CandidateOutcome::Reverted {
             params: self.state.active.clone(),
             status,

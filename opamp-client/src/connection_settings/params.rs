@@ -285,7 +285,10 @@ impl fmt::Debug for ClientCertificate {
         f.debug_struct("ClientCertificate")
             .field("cert_pem", &format_args!("<{} bytes>", self.cert_pem.len()))
             .field("private_key_pem", &format_args!("<redacted>"))
-            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|_| "<present>"))
+            .field(
+                "ca_cert_pem",
+                &self.ca_cert_pem.as_ref().map(|_| "<present>"),
+            )
             .finish()
     }
 }

@@ -38,7 +38,8 @@ pub fn canonical_cipher_suite(name: &str) -> Option<&'static str> {
     CIPHER_SUITES
         .iter()
         .find(|(canonical, aliases)| {
-            canonical.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+            canonical.eq_ignore_ascii_case(name)
+                || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
         })
         .map(|(canonical, _)| *canonical)
 }
@@ -69,8 +70,10 @@ pub(crate) fn headers(headers: &[(String, String)]) -> Result<(), ConnectionSett
             name: name.clone(),
             reason,
         };
-        http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("not a valid header name"))?;
-        http::HeaderValue::from_str(value).map_err(|_| invalid("the value has characters HTTP does not allow"))?;
+        http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid("not a valid header name"))?;
+        http::HeaderValue::from_str(value)
+            .map_err(|_| invalid("the value has characters HTTP does not allow"))?;
     }
     Ok(())
 }
@@ -140,9 +143,12 @@ pub(crate) fn tls(tls: &TlsParams) -> Result<(), ConnectionSettingsError> {
 }
 
 pub(crate) fn proxy(proxy: &ProxyParams) -> Result<(), ConnectionSettingsError> {
-    let invalid = |reason: &str| ConnectionSettingsError::InvalidProxy(format!("{:?}: {reason}", proxy.url));
+    let invalid =
+        |reason: &str| ConnectionSettingsError::InvalidProxy(format!("{:?}: {reason}", proxy.url));
     if proxy.url.is_empty() {
-        return Err(ConnectionSettingsError::InvalidProxy("the URL is empty".to_owned()));
+        return Err(ConnectionSettingsError::InvalidProxy(
+            "the URL is empty".to_owned(),
+        ));
     }
     if proxy.url.contains("://") {
         let uri: http::Uri = proxy.url.parse().map_err(|_| invalid("not a URL"))?;
@@ -171,7 +177,13 @@ mod tests {
     fn endpoints() {
         assert!(endpoint("wss://example.com:4320/v1/opamp").is_ok());
         assert!(endpoint("HTTP://127.0.0.1/v1/opamp").is_ok());
-        for bad in ["", "ftp://example.com/", "/v1/opamp", "example.com", "ws://"] {
+        for bad in [
+            "",
+            "ftp://example.com/",
+            "/v1/opamp",
+            "example.com",
+            "ws://",
+        ] {
             assert!(endpoint(bad).is_err(), "{bad:?} accepted");
         }
     }

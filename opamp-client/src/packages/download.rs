@@ -154,13 +154,16 @@ async fn fetch_once(
         file.set_len(0).await.map_err(write_err)?;
         offset = 0;
     }
-    file.seek(SeekFrom::Start(offset)).await.map_err(write_err)?;
+    file.seek(SeekFrom::Start(offset))
+        .await
+        .map_err(write_err)?;
     progress.send_modify(|p| {
         p.downloaded = offset;
         p.total = None;
     });
 
-    let (response, _connection) = get(uri, headers, (offset > 0).then_some(offset), settings).await?;
+    let (response, _connection) =
+        get(uri, headers, (offset > 0).then_some(offset), settings).await?;
     let status = response.status();
     let total = match status {
         StatusCode::OK => {
@@ -229,7 +232,9 @@ async fn fetch_once(
             Ok(Some(Err(e))) => break Err(DownloadError::Http(Box::new(e))),
             Ok(Some(Ok(frame))) => frame,
         };
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         received += data.len() as u64;
         if received > limit {
             break Err(DownloadError::TooLarge { limit });
@@ -247,7 +252,9 @@ async fn fetch_once(
     file.sync_data().await.map_err(write_err)?;
     outcome?;
     match total {
-        Some(expected) if received != expected => Err(DownloadError::Incomplete { received, expected }.into()),
+        Some(expected) if received != expected => {
+            Err(DownloadError::Incomplete { received, expected }.into())
+        }
         _ => Ok(()),
     }
 }
@@ -270,11 +277,20 @@ async fn get(
 ) -> Result<(Response<Incoming>, ConnectionGuard), Failure> {
     let mut current = uri.clone();
     for _ in 0..=settings.max_redirects {
-        let same_origin = current.scheme() == uri.scheme() && current.authority() == uri.authority();
-        let (response, guard) =
-            request_once(&current, same_origin.then_some(headers), range_from, settings).await?;
+        let same_origin =
+            current.scheme() == uri.scheme() && current.authority() == uri.authority();
+        let (response, guard) = request_once(
+            &current,
+            same_origin.then_some(headers),
+            range_from,
+            settings,
+        )
+        .await?;
         let redirect = matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308);
-        let location = response.headers().get(header::LOCATION).and_then(|v| v.to_str().ok());
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok());
         match (redirect, location) {
             (true, Some(location)) => {
                 current = resolve(&current, location)?;
@@ -298,10 +314,13 @@ async fn request_once(
 ) -> Result<(Response<Incoming>, ConnectionGuard), Failure> {
     let (host, port, tls) = target(uri)?;
     let connecting = DownloadError::Timeout("connecting");
-    let tcp = timeout(settings.connect_timeout, TcpStream::connect((host.as_str(), port)))
-        .await
-        .map_err(|_| connecting)?
-        .map_err(DownloadError::Connect)?;
+    let tcp = timeout(
+        settings.connect_timeout,
+        TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    .map_err(|_| connecting)?
+    .map_err(DownloadError::Connect)?;
     let _ = tcp.set_nodelay(true);
     let io: Box<dyn Io> = if tls {
         let config = match &settings.tls_config {
@@ -347,8 +366,14 @@ async fn request_once(
     request_headers.insert(header::HOST, host_value);
     request_headers
         .entry(header::USER_AGENT)
-        .or_insert(HeaderValue::from_static(concat!("opamp-rs/", env!("CARGO_PKG_VERSION"))));
-    request_headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        .or_insert(HeaderValue::from_static(concat!(
+            "opamp-rs/",
+            env!("CARGO_PKG_VERSION")
+        )));
+    request_headers.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     match range_from {
         Some(from) => {
             let range = HeaderValue::from_str(&format!("bytes={from}-"))
@@ -371,7 +396,11 @@ fn target(uri: &Uri) -> Result<(String, u16, bool), DownloadError> {
     let tls = match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
         Some("http") => false,
         Some("https") => true,
-        Some(_) => return Err(DownloadError::InvalidUrl("the scheme must be http or https")),
+        Some(_) => {
+            return Err(DownloadError::InvalidUrl(
+                "the scheme must be http or https",
+            ));
+        }
         None => return Err(DownloadError::InvalidUrl("not an absolute URL")),
     };
     let host = uri.host().ok_or(DownloadError::InvalidUrl("no host"))?;
@@ -491,7 +520,10 @@ mod tests {
 
     #[test]
     fn content_ranges() {
-        assert_eq!(parse_content_range("bytes 100-199/200"), Some((100, Some(200))));
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
         assert_eq!(parse_content_range("bytes 0-9/*"), Some((0, None)));
         assert_eq!(parse_content_range("bytes 5-4/10"), None);
         assert_eq!(parse_content_range("bytes 0-10/10"), None);
@@ -502,10 +534,22 @@ mod tests {
     #[test]
     fn redirects_resolve() {
         let base: Uri = "https://a.example:8443/dir/file.tgz?x=1".parse().unwrap();
-        assert_eq!(resolve(&base, "/other").unwrap().to_string(), "https://a.example:8443/other");
-        assert_eq!(resolve(&base, "next.tgz").unwrap().to_string(), "https://a.example:8443/dir/next.tgz");
-        assert_eq!(resolve(&base, "//b.example/x").unwrap().to_string(), "https://b.example/x");
-        assert_eq!(resolve(&base, "http://c.example/y").unwrap().to_string(), "http://c.example/y");
+        assert_eq!(
+            resolve(&base, "/other").unwrap().to_string(),
+            "https://a.example:8443/other"
+        );
+        assert_eq!(
+            resolve(&base, "next.tgz").unwrap().to_string(),
+            "https://a.example:8443/dir/next.tgz"
+        );
+        assert_eq!(
+            resolve(&base, "//b.example/x").unwrap().to_string(),
+            "https://b.example/x"
+        );
+        assert_eq!(
+            resolve(&base, "http://c.example/y").unwrap().to_string(),
+            "http://c.example/y"
+        );
     }
 
     #[test]
@@ -522,8 +566,14 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(target(&"http://[::1]:8080/x".parse().unwrap()).unwrap(), ("::1".into(), 8080, false));
-        assert_eq!(target(&"https://h/x".parse().unwrap()).unwrap(), ("h".into(), 443, true));
+        assert_eq!(
+            target(&"http://[::1]:8080/x".parse().unwrap()).unwrap(),
+            ("::1".into(), 8080, false)
+        );
+        assert_eq!(
+            target(&"https://h/x".parse().unwrap()).unwrap(),
+            ("h".into(), 443, true)
+        );
         assert!(target(&"ftp://h/x".parse().unwrap()).is_err());
         assert_eq!(redact_query("http://h/p?token=s"), "http://h/p?<redacted>");
     }

@@ -99,10 +99,11 @@ impl FsPackagesStateProvider {
         let Some(bytes) = read_capped(&path, MAX_META_SIZE).await? else {
             return Ok(None);
         };
-        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| PackagesError::CorruptState {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let meta: Meta =
+            serde_json::from_slice(&bytes).map_err(|e| PackagesError::CorruptState {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
         if meta.name != name {
             return Err(PackagesError::CorruptState {
                 path,
@@ -176,7 +177,11 @@ impl PackagesStateProvider for FsPackagesStateProvider {
         }))
     }
 
-    async fn set_package_state(&self, name: &str, state: &PackageState) -> Result<(), PackagesError> {
+    async fn set_package_state(
+        &self,
+        name: &str,
+        state: &PackageState,
+    ) -> Result<(), PackagesError> {
         let mut meta = self.existing_meta(name).await?;
         meta.package_type = state.package_type as i32;
         meta.hash = hex::encode(&state.hash);
@@ -184,7 +189,11 @@ impl PackagesStateProvider for FsPackagesStateProvider {
         self.write_meta(&meta).await
     }
 
-    async fn create_package(&self, name: &str, package_type: PackageType) -> Result<(), PackagesError> {
+    async fn create_package(
+        &self,
+        name: &str,
+        package_type: PackageType,
+    ) -> Result<(), PackagesError> {
         if self.read_meta(name).await?.is_some() {
             return Err(PackagesError::AlreadyExists(name.to_owned()));
         }
@@ -218,7 +227,11 @@ impl PackagesStateProvider for FsPackagesStateProvider {
             .and_then(|h| hex::decode(&h)))
     }
 
-    async fn update_content(&self, name: &str, content: &PackageContent) -> Result<(), PackagesError> {
+    async fn update_content(
+        &self,
+        name: &str,
+        content: &PackageContent,
+    ) -> Result<(), PackagesError> {
         let mut meta = self.existing_meta(name).await?;
         let dir = self.package_dir(name)?;
         let dest = dir.join(CONTENT_FILE);
@@ -270,7 +283,10 @@ impl PackagesStateProvider for FsPackagesStateProvider {
             })
     }
 
-    async fn set_last_reported_statuses(&self, statuses: &PackageStatuses) -> Result<(), PackagesError> {
+    async fn set_last_reported_statuses(
+        &self,
+        statuses: &PackageStatuses,
+    ) -> Result<(), PackagesError> {
         write_atomic(&self.root.join(STATUSES_FILE), &statuses.encode_to_vec()).await
     }
 
@@ -416,7 +432,10 @@ mod tests {
             assert_eq!(unescape(&dir[DIR_PREFIX.len()..]).as_deref(), Some(name));
         }
         // Case-insensitive file systems must not merge "A" and "a".
-        assert_ne!(dir_name("A").unwrap().to_lowercase(), dir_name("a").unwrap());
+        assert_ne!(
+            dir_name("A").unwrap().to_lowercase(),
+            dir_name("a").unwrap()
+        );
         assert!(dir_name(&"x".repeat(300)).is_err());
     }
 }

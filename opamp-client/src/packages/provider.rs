@@ -138,17 +138,29 @@ pub trait PackagesStateProvider: Send + Sync {
     async fn package_state(&self, name: &str) -> Result<Option<PackageState>, PackagesError>;
 
     /// Remembers the state of an existing package; called after its content was updated.
-    async fn set_package_state(&self, name: &str, state: &PackageState) -> Result<(), PackagesError>;
+    async fn set_package_state(
+        &self,
+        name: &str,
+        state: &PackageState,
+    ) -> Result<(), PackagesError>;
 
     /// Creates an empty package (empty hash, no content). Fails if it exists.
-    async fn create_package(&self, name: &str, package_type: PackageType) -> Result<(), PackagesError>;
+    async fn create_package(
+        &self,
+        name: &str,
+        package_type: PackageType,
+    ) -> Result<(), PackagesError>;
 
     /// The content hash of the package's file, `None` if the package or its file is missing.
     async fn file_content_hash(&self, name: &str) -> Result<Option<Vec<u8>>, PackagesError>;
 
     /// Replaces the package's content with `content` (already verified) and records its
     /// content hash. Must be all-or-nothing: on error the previous content stays.
-    async fn update_content(&self, name: &str, content: &PackageContent) -> Result<(), PackagesError>;
+    async fn update_content(
+        &self,
+        name: &str,
+        content: &PackageContent,
+    ) -> Result<(), PackagesError>;
 
     /// Deletes a package and its content.
     async fn delete_package(&self, name: &str) -> Result<(), PackagesError>;
@@ -157,7 +169,10 @@ pub trait PackagesStateProvider: Send + Sync {
     async fn last_reported_statuses(&self) -> Result<Option<PackageStatuses>, PackagesError>;
 
     /// Remembers the statuses last reported to the server (called at every status change).
-    async fn set_last_reported_statuses(&self, statuses: &PackageStatuses) -> Result<(), PackagesError>;
+    async fn set_last_reported_statuses(
+        &self,
+        statuses: &PackageStatuses,
+    ) -> Result<(), PackagesError>;
 
     /// A directory for downloads in progress. Partial files are kept there so that an
     /// interrupted download resumes with an HTTP `Range` request, even after a restart.

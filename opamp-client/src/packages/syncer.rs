@@ -186,7 +186,11 @@ impl Run<'_> {
 
     /// Saves and sends the current statuses.
     async fn report(&self) {
-        if let Err(error) = self.provider().set_last_reported_statuses(&self.statuses).await {
+        if let Err(error) = self
+            .provider()
+            .set_last_reported_statuses(&self.statuses)
+            .await
+        {
             tracing::warn!(error = %error_chain(&error), "cannot save the package statuses");
         }
         self.syncer.sink.report(self.statuses.clone()).await;
@@ -228,9 +232,17 @@ impl Run<'_> {
             let entry = self.status_mut(name);
             entry.server_offered_version.clone_from(&offer.version);
             entry.server_offered_hash = offer.hash.clone();
-            entry.agent_has_version = local.as_ref().map(|l| l.version.clone()).unwrap_or_default();
-            entry.agent_has_hash = local.as_ref().map(|l| Bytes::from(l.hash.clone())).unwrap_or_default();
-            let up_to_date = local.as_ref().is_some_and(|l| !l.hash.is_empty() && l.hash == offer.hash);
+            entry.agent_has_version = local
+                .as_ref()
+                .map(|l| l.version.clone())
+                .unwrap_or_default();
+            entry.agent_has_hash = local
+                .as_ref()
+                .map(|l| Bytes::from(l.hash.clone()))
+                .unwrap_or_default();
+            let up_to_date = local
+                .as_ref()
+                .is_some_and(|l| !l.hash.is_empty() && l.hash == offer.hash);
             if up_to_date {
                 self.set_status(name, PackageStatusEnum::Installed, "");
             } else {
@@ -269,7 +281,10 @@ impl Run<'_> {
         Ok(false)
     }
 
-    async fn delete_unoffered(&mut self, available: &PackagesAvailable) -> Result<(), PackagesError> {
+    async fn delete_unoffered(
+        &mut self,
+        available: &PackagesAvailable,
+    ) -> Result<(), PackagesError> {
         let mut errors = Vec::new();
         for name in self.provider().packages().await? {
             if available.packages.contains_key(&name) {
@@ -296,7 +311,11 @@ impl Run<'_> {
             .packages
             .retain(|name, _| available.packages.contains_key(name) || kept.contains(name));
         if !errors.is_empty() {
-            let message = errors.into_iter().map(|(_, m)| m).collect::<Vec<_>>().join("; ");
+            let message = errors
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect::<Vec<_>>()
+                .join("; ");
             self.statuses.error_message.clone_from(&message);
             self.error = Some(message);
         }
@@ -338,12 +357,11 @@ impl Run<'_> {
         offer: &PackageAvailable,
         local: Option<PackageState>,
     ) -> Result<(), PackagesError> {
-        let package_type = PackageType::try_from(offer.r#type).map_err(|_| {
-            PackagesError::InvalidPackageName {
+        let package_type =
+            PackageType::try_from(offer.r#type).map_err(|_| PackagesError::InvalidPackageName {
                 name: name.to_owned(),
                 reason: "the offered package type is unknown",
-            }
-        })?;
+            })?;
         match &local {
             Some(state) if state.package_type != package_type => {
                 tracing::info!(package = %name, "package type changed; re-creating the package");
