@@ -63,6 +63,9 @@ pub enum Error {
     /// [`crate::Server::start`] was called on a server that already listens.
     #[error("the server is already started")]
     AlreadyStarted,
+    /// A message cannot be used the way it was given (e.g. per-agent content in a broadcast).
+    #[error("invalid message: {0}")]
+    InvalidMessage(&'static str),
     /// A setting is invalid.
     #[error("invalid settings: {0}")]
     InvalidSettings(&'static str),

@@ -70,6 +70,7 @@ pub use offers::config_hash;
 pub use registry::{Claim, DuplicateUidPolicy, UidRegistry};
 pub use status::{AgentStatus, StatusChanges};
 
+pub(crate) use offers::{with_config_hash, with_packages_hash};
 pub(crate) use outbound::{has_content, merge_into};
 
 use identity::{Identity, Observed};
@@ -561,6 +562,23 @@ impl AgentState {
                 .due(self.status.last_remote_config_hash())
     }
 
+    /// Like [`AgentState::offer_packages`] with a shared offer (hash already set).
+    pub fn set_packages(&mut self, packages: Arc<PackagesAvailable>) {
+        self.packages.set(packages);
+    }
+
+    /// True if the packages offer would go out now.
+    pub(crate) fn packages_due(&self) -> bool {
+        self.status
+            .has_capability(AgentCapabilities::ACCEPTS_PACKAGES)
+            && self.packages.due(self.status.last_all_packages_hash())
+    }
+
+    /// Marks the current packages offer as sent (it went out in a prepared broadcast).
+    pub(crate) fn mark_packages_sent(&mut self) {
+        self.packages.mark_sent();
+    }
+
     /// Makes `packages` the packages the agent should have; sent to agents with
     /// `AcceptsPackages` while their `server_provided_all_packages_hash` differs. An empty
     /// `all_packages_hash` is filled with a SHA-256 of the offer.
@@ -667,10 +685,7 @@ impl AgentState {
 
     fn offers_due(&self) -> bool {
         self.remote_config_due()
-            || (self
-                .status
-                .has_capability(AgentCapabilities::ACCEPTS_PACKAGES)
-                && self.packages.due(self.status.last_all_packages_hash()))
+            || self.packages_due()
             || self
                 .settings
                 .due(self.status.last_connection_settings_hash())
@@ -703,11 +718,7 @@ impl AgentState {
                 self.remote_config.mark_sent();
             }
         }
-        if self
-            .status
-            .has_capability(AgentCapabilities::ACCEPTS_PACKAGES)
-            && self.packages.due(self.status.last_all_packages_hash())
-        {
+        if self.packages_due() {
             if let Some(packages) = self.packages.desired() {
                 msg.packages_available = Some(PackagesAvailable::clone(packages));
                 self.packages.mark_sent();

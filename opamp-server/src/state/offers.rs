@@ -109,11 +109,6 @@ impl<T: Offer> OfferSlot<T> {
     pub(crate) fn mark_sent(&mut self) {
         self.sent = true;
     }
-
-    /// Makes the offer due again (for a full resynchronisation).
-    pub(crate) fn reset(&mut self) {
-        self.sent = false;
-    }
 }
 
 /// SHA-256 over the deterministic protobuf encoding of `config` (maps are sorted), a stable
@@ -224,8 +219,6 @@ mod tests {
         slot.set(config(b"h1"));
         assert!(!slot.due(None));
         slot.set(config(b"h2"));
-        assert!(slot.due(None));
-        slot.reset();
         assert!(slot.due(None));
         slot.clear();
         assert!(!slot.due(None));

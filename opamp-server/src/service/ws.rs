@@ -1,0 +1,340 @@
+//! WebSocket connections: the upgrade, then one task per connection that reads, writes and
+//! runs the connection's callbacks in turn (so they never run concurrently).
+//!
+//! The task owns the socket: it is the connection's only writer. Messages for the agent wait
+//! in the connection's state (merged, see [`crate::Connection::send`]) until the task picks
+//! them up, so senders never wait on a slow agent; a write that takes longer than
+//! [`crate::ServerSettings::write_timeout`] ends the connection.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+use opamp_proto::{AgentToServer, ServerToAgent};
+use opamp_transport::codec::ws::decode_ws_message_bytes;
+use opamp_transport::codec::{TransportKind, encode_ws_message};
+use opamp_transport::http::error_response;
+use opamp_transport::ws::{CloseCode, upgrade_error_response, upgrade_response};
+
+use super::process::process_message;
+use super::{ResponseBody, reject};
+use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
+use crate::connection::{Connection, Outgoing};
+use crate::server::Shared;
+use crate::state::bad_request;
+use crate::Error;
+
+/// Answers a WebSocket upgrade request and starts the connection's task.
+pub(super) async fn handle_upgrade<B>(
+    shared: Arc<Shared>,
+    request: Request<B>,
+    remote: Option<std::net::SocketAddr>,
+) -> Response<ResponseBody> {
+    let Some(guard) = shared.gate.enter() else {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, None);
+    };
+    if let Some(retry_after) = shared.shedding() {
+        return error_response(StatusCode::SERVICE_UNAVAILABLE, Some(retry_after));
+    }
+    if shared.at_capacity() {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(shared.settings.retry_after),
+        );
+    }
+    let (parts, body) = request.into_parts();
+    let decision = shared
+        .callbacks
+        .on_connecting(&ConnectingRequest::new(&parts, remote, TransportKind::WebSocket))
+        .await;
+    let callbacks = match decision.decision {
+        Decision::Accept(callbacks) => callbacks,
+        Decision::Reject { status, headers } => return reject(status, headers),
+    };
+    let mut request = Request::from_parts(parts, body);
+    let response = match upgrade_response(&request) {
+        Ok(response) => response,
+        Err(err) => return upgrade_error_response(&err),
+    };
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    drop(request);
+    let Some(conn) = shared.new_connection(TransportKind::WebSocket, remote, callbacks) else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(shared.settings.retry_after),
+        );
+    };
+    let task_shared = Arc::clone(&shared);
+    shared.spawn(async move {
+        let _guard = guard;
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = task_shared.ws_config.websocket_config();
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
+                run(&task_shared, &conn, ws).await;
+            }
+            Err(err) => {
+                tracing::debug!(%err, "WebSocket upgrade did not complete");
+                task_shared.remove(&conn);
+                conn.mark_closed();
+            }
+        }
+    });
+    response
+}
+
+/// What the read side decided.
+enum Step {
+    Continue,
+    Close(CloseReason, Option<(CloseCode, &'static str)>),
+}
+
+/// Drives one WebSocket connection until it ends, then runs `on_close`.
+pub(crate) async fn run<S>(shared: &Shared, conn: &Connection, mut ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(conn = conn.id(), remote = ?conn.remote_addr(), "WebSocket connected");
+    conn.inner.callbacks.on_connected(conn).await;
+    let reason = drive(shared, conn, &mut ws).await;
+    shared.remove(conn);
+    conn.finish(reason).await;
+}
+
+async fn drive<S>(shared: &Shared, conn: &Connection, ws: &mut WebSocketStream<S>) -> CloseReason
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let settings = &shared.settings;
+    let mut last_read = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
+    loop {
+        let deadline = next_deadline(shared, conn, last_read, ping_sent);
+        sleep.as_mut().reset(deadline.into());
+        let step = tokio::select! {
+            biased;
+            () = conn.inner.wake.notified() => {
+                if let Some(request) = conn.take_close_request() {
+                    close(shared, ws, request.code, request.message).await;
+                    return request.reason;
+                }
+                match flush(shared, conn, ws).await {
+                    Ok(()) => Step::Continue,
+                    Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+                }
+            }
+            item = ws.next() => {
+                last_read = Instant::now();
+                ping_sent = None;
+                match item {
+                    None => Step::Close(CloseReason::PeerClosed, None),
+                    Some(Ok(Message::Binary(payload))) => on_payload(shared, conn, ws, payload).await,
+                    Some(Ok(Message::Text(_))) => {
+                        on_bad_message(shared, conn, ws, Error::TextMessage).await
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        tracing::debug!(conn = conn.id(), ?frame, "agent closed the WebSocket");
+                        // tungstenite queued the close reply: send it, briefly.
+                        let _ = tokio::time::timeout(settings.close_timeout, ws.flush()).await;
+                        return CloseReason::PeerClosed;
+                    }
+                    Some(Ok(_)) => Step::Continue, // ping (answered by tungstenite), pong
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
+                        tracing::debug!(conn = conn.id(), %err, "oversize message from the agent");
+                        Step::Close(
+                            CloseReason::MessageTooLarge,
+                            Some((CloseCode::Size, "message exceeds the size limit")),
+                        )
+                    }
+                    Some(Err(err)) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+                }
+            }
+            () = &mut sleep => {
+                let now = Instant::now();
+                if conn.lock().agent.is_gone(now) {
+                    tracing::debug!(conn = conn.id(), uid = ?conn.instance_uid(), "agent missed its heartbeats");
+                    Step::Close(CloseReason::Gone, Some((CloseCode::Away, "no heartbeat received")))
+                } else if ping_sent.is_some_and(|sent| now >= sent + settings.ws_pong_timeout) {
+                    tracing::debug!(conn = conn.id(), "no answer to the ping: half-open connection");
+                    Step::Close(CloseReason::Unresponsive, None)
+                } else if ping_sent.is_none()
+                    && settings.ws_ping_interval.is_some_and(|i| now >= last_read + i)
+                {
+                    ping_sent = Some(now);
+                    match write(shared, ws, Message::Ping(Bytes::new())).await {
+                        Ok(()) => Step::Continue,
+                        Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+                    }
+                } else {
+                    Step::Continue
+                }
+            }
+        };
+        match step {
+            Step::Continue => {}
+            Step::Close(reason, code) => {
+                if let Some((code, message)) = code {
+                    close(shared, ws, code, message).await;
+                }
+                return reason;
+            }
+        }
+    }
+}
+
+/// The next time the task must wake without input: ping due, pong overdue or heartbeat
+/// deadline.
+fn next_deadline(
+    shared: &Shared,
+    conn: &Connection,
+    last_read: Instant,
+    ping_sent: Option<Instant>,
+) -> Instant {
+    let settings = &shared.settings;
+    let far = Instant::now() + Duration::from_secs(3600);
+    let ping = match ping_sent {
+        Some(sent) => Some(sent + settings.ws_pong_timeout),
+        None => settings.ws_ping_interval.map(|i| last_read + i),
+    };
+    let gone = conn.lock().agent.liveness_deadline();
+    [ping, gone].into_iter().flatten().min().unwrap_or(far).min(far)
+}
+
+async fn on_payload<S>(
+    shared: &Shared,
+    conn: &Connection,
+    ws: &mut WebSocketStream<S>,
+    payload: Bytes,
+) -> Step
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let msg: AgentToServer = match decode_ws_message_bytes(payload, &shared.limits) {
+        Ok(msg) => msg,
+        Err(err) if err.is_too_large() => {
+            return Step::Close(
+                CloseReason::MessageTooLarge,
+                Some((CloseCode::Size, "message exceeds the size limit")),
+            );
+        }
+        Err(err) => return on_bad_message(shared, conn, ws, Error::Transport(err)).await,
+    };
+    let processed = process_message(shared, conn, msg, Instant::now()).await;
+    if let Err(err) = send(shared, conn, ws, &processed.reply).await {
+        return Step::Close(CloseReason::TransportError(err.to_string()), None);
+    }
+    if let Some(reason) = processed.close {
+        let code = if reason == CloseReason::DuplicateInstanceUid {
+            (CloseCode::Policy, "instance_uid already in use")
+        } else {
+            (CloseCode::Normal, "agent disconnected")
+        };
+        return Step::Close(reason, Some(code));
+    }
+    match flush(shared, conn, ws).await {
+        Ok(()) => Step::Continue,
+        Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+    }
+}
+
+/// Answers an unusable message with `BAD_REQUEST` (spec §"Bad Request"), keeps the connection.
+async fn on_bad_message<S>(
+    shared: &Shared,
+    conn: &Connection,
+    ws: &mut WebSocketStream<S>,
+    err: Error,
+) -> Step
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tracing::debug!(conn = conn.id(), %err, "unusable message from the agent");
+    let uid = conn.instance_uid().map(|u| u.to_bytes()).unwrap_or_default();
+    let reply = bad_request(uid, err.to_string());
+    conn.inner.callbacks.on_read_message_error(conn, &err).await;
+    match send(shared, conn, ws, &reply).await {
+        Ok(()) => Step::Continue,
+        Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+    }
+}
+
+/// Sends everything that waits for the agent.
+async fn flush<S>(shared: &Shared, conn: &Connection, ws: &mut WebSocketStream<S>) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(outgoing) = conn.next_outgoing() {
+        match outgoing {
+            Outgoing::Message(msg) => send(shared, conn, ws, &msg).await?,
+            Outgoing::Frame(frame) => write(shared, ws, Message::Binary(frame)).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Encodes and sends `msg`; an oversize message is dropped and reported (spec §"WebSocket
+/// Message Size Limits"), the connection stays.
+async fn send<S>(
+    shared: &Shared,
+    conn: &Connection,
+    ws: &mut WebSocketStream<S>,
+    msg: &ServerToAgent,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match encode_ws_message(msg, &shared.limits) {
+        Ok(payload) => write(shared, ws, Message::Binary(payload)).await,
+        Err(err) => {
+            tracing::warn!(conn = conn.id(), %err, "dropping a message over the size limit");
+            let err = Error::Transport(err);
+            conn.inner
+                .callbacks
+                .on_message_response_error(conn, msg, &err)
+                .await;
+            Ok(())
+        }
+    }
+}
+
+async fn write<S>(shared: &Shared, ws: &mut WebSocketStream<S>, message: Message) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(shared.settings.write_timeout, ws.send(message)).await {
+        Ok(result) => result.map_err(Error::WebSocket),
+        Err(_) => Err(Error::WriteTimeout),
+    }
+}
+
+/// Sends a close frame and waits (briefly) for the agent's close reply.
+async fn close<S>(shared: &Shared, ws: &mut WebSocketStream<S>, code: CloseCode, reason: &'static str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let timeout = shared.settings.close_timeout;
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(timeout, async {
+        if ws.close(Some(frame)).await.is_ok() {
+            while let Some(Ok(_)) = ws.next().await {}
+        }
+    })
+    .await;
+}
