@@ -73,20 +73,31 @@ async fn downloads_over_https_with_the_configured_trust() {
         ..Default::default()
     });
     let available = offer("h", vec![("p", package(&server, "/pkg.tgz", "1", &data))]);
-    assert!(available.packages["p"].file.as_ref().unwrap().download_url.starts_with("https://"));
+    assert!(
+        available.packages["p"]
+            .file
+            .as_ref()
+            .unwrap()
+            .download_url
+            .starts_with("https://")
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsPackagesStateProvider::open(dir.path()).await.unwrap());
     let settings = DownloadSettings::default()
         .with_tls_config(client_config(&ca))
         .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(50));
-    let syncer = PackageSyncer::new(store.clone(), Arc::new(Recorder::default())).with_settings(settings);
+    let syncer =
+        PackageSyncer::new(store.clone(), Arc::new(Recorder::default())).with_settings(settings);
     let report = tokio::time::timeout(Duration::from_secs(30), syncer.sync(&available))
         .await
         .unwrap()
         .unwrap();
     assert!(report.all_succeeded(), "{report:?}");
-    assert_eq!(std::fs::read(store.content_path("p").unwrap()).unwrap(), data.as_ref());
+    assert_eq!(
+        std::fs::read(store.content_path("p").unwrap()).unwrap(),
+        data.as_ref()
+    );
     let requests = server.requests_for("/pkg.tgz");
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[1].range(), Some("bytes=70000-"));
@@ -105,5 +116,9 @@ async fn downloads_over_https_with_the_configured_trust() {
         .unwrap();
     let status = &report.statuses.packages["p"];
     assert_eq!(status.status(), PackageStatusEnum::InstallFailed);
-    assert!(status.error_message.contains("cannot connect"), "{}", status.error_message);
+    assert!(
+        status.error_message.contains("cannot connect"),
+        "{}",
+        status.error_message
+    );
 }

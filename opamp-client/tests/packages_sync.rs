@@ -14,7 +14,9 @@ use opamp_client::packages::{
     SignatureVerifier, SyncReport,
 };
 use opamp_client::proto::{Bytes, PackageStatusEnum, PackageType, PackagesAvailable};
-use packages_support::{Behaviour, FileServer, Recorder, content, offer, package, sha256, status_of};
+use packages_support::{
+    Behaviour, FileServer, Recorder, content, offer, package, sha256, status_of,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -92,13 +94,20 @@ async fn installs_offered_packages_and_skips_an_unchanged_offer() {
         assert_eq!(state.version, version);
         assert_eq!(state.package_type, PackageType::Addon);
     }
-    assert_eq!(report.statuses.server_provided_all_packages_hash.as_ref(), b"all-1");
+    assert_eq!(
+        report.statuses.server_provided_all_packages_hash.as_ref(),
+        b"all-1"
+    );
     assert_eq!(s.provider.all_packages_hash().await.unwrap(), b"all-1");
     // The offer's headers were sent with every download.
     for req in server.log() {
         assert_eq!(req.headers["authorization"], "Bearer download-token");
     }
-    assert_eq!(downloads_left(&s.provider), 0, "downloads are moved into place");
+    assert_eq!(
+        downloads_left(&s.provider),
+        0,
+        "downloads are moved into place"
+    );
     // Statuses were saved for the next start.
     let saved = s.provider.last_reported_statuses().await.unwrap().unwrap();
     assert_eq!(saved, report.statuses);
@@ -131,7 +140,11 @@ async fn interrupted_transfer_resumes_with_range() {
         ..Default::default()
     });
     let s = setup(fast_settings()).await;
-    let report = sync(&s.syncer, &offer("r", vec![("big", package(&server, "/big.bin", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("r", vec![("big", package(&server, "/big.bin", "1", &data))]),
+    )
+    .await;
     assert!(report.all_succeeded(), "{report:?}");
     assert_eq!(installed_content(&s.provider, "big"), data.as_ref());
 
@@ -142,7 +155,10 @@ async fn interrupted_transfer_resumes_with_range() {
     assert_eq!(requests[1].range(), Some("bytes=120000-"));
     assert_eq!(requests[2].range(), Some("bytes=240000-"));
     assert_eq!(requests[1].status, 206);
-    assert_eq!(requests[1].headers["authorization"], "Bearer download-token");
+    assert_eq!(
+        requests[1].headers["authorization"],
+        "Bearer download-token"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +173,11 @@ async fn server_ignoring_range_restarts_from_zero() {
         ..Default::default()
     });
     let s = setup(fast_settings()).await;
-    let report = sync(&s.syncer, &offer("x", vec![("p", package(&server, "/f", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("x", vec![("p", package(&server, "/f", "1", &data))]),
+    )
+    .await;
     assert!(report.all_succeeded(), "{report:?}");
     assert_eq!(installed_content(&s.provider, "p"), data.as_ref());
     let requests = server.requests_for("/f");
@@ -187,7 +207,10 @@ async fn partial_download_survives_a_cancelled_sync() {
     assert_eq!(installed_content(&s.provider, "p"), data.as_ref());
     let requests = server.requests_for("/slow");
     let resumed = requests.last().unwrap();
-    assert!(resumed.range().is_some_and(|r| r != "bytes=0-"), "{requests:?}");
+    assert!(
+        resumed.range().is_some_and(|r| r != "bytes=0-"),
+        "{requests:?}"
+    );
     assert_eq!(resumed.status, 206);
 }
 
@@ -205,20 +228,34 @@ async fn wrong_hash_fails_and_keeps_the_all_packages_hash() {
     wrong.file.as_mut().unwrap().content_hash = sha256(b"something else");
     let available = offer(
         "new",
-        vec![("good", package(&server, "/good", "1", &good)), ("wrong", wrong)],
+        vec![
+            ("good", package(&server, "/good", "1", &good)),
+            ("wrong", wrong),
+        ],
     );
     let report = sync(&s.syncer, &available).await;
     assert!(!report.all_succeeded());
     assert_eq!(report.failed, ["wrong"]);
     let failed = &report.statuses.packages["wrong"];
     assert_eq!(failed.status(), PackageStatusEnum::InstallFailed);
-    assert!(failed.error_message.contains("content hash mismatch"), "{}", failed.error_message);
+    assert!(
+        failed.error_message.contains("content hash mismatch"),
+        "{}",
+        failed.error_message
+    );
     assert!(failed.agent_has_version.is_empty() && failed.agent_has_hash.is_empty());
     assert_eq!(failed.server_offered_version, "9");
-    assert_eq!(status_of(&report.statuses, "good"), PackageStatusEnum::Installed);
+    assert_eq!(
+        status_of(&report.statuses, "good"),
+        PackageStatusEnum::Installed
+    );
     assert_eq!(s.provider.all_packages_hash().await.unwrap(), b"previous");
     assert_eq!(s.provider.file_content_hash("wrong").await.unwrap(), None);
-    assert_eq!(downloads_left(&s.provider), 0, "the bad download is deleted");
+    assert_eq!(
+        downloads_left(&s.provider),
+        0,
+        "the bad download is deleted"
+    );
     // Exactly one request for the bad file: a fresh (not resumed) download is not retried.
     assert_eq!(server.requests_for("/bad").len(), 1);
 
@@ -240,7 +277,10 @@ async fn packages_no_longer_offered_are_deleted() {
     let s = setup(fast_settings()).await;
     let both = offer(
         "1",
-        vec![("a", package(&server, "/a", "1", &a)), ("b", package(&server, "/b", "1", &b))],
+        vec![
+            ("a", package(&server, "/a", "1", &a)),
+            ("b", package(&server, "/b", "1", &b)),
+        ],
     );
     assert!(sync(&s.syncer, &both).await.all_succeeded());
     let a_dir = s.provider.package_dir("a").unwrap();
@@ -264,7 +304,11 @@ async fn progress_is_reported_while_downloading() {
         ..Default::default()
     });
     let s = setup(fast_settings().with_progress_interval(Duration::from_millis(60))).await;
-    let report = sync(&s.syncer, &offer("p", vec![("pkg", package(&server, "/p", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("p", vec![("pkg", package(&server, "/p", "1", &data))]),
+    )
+    .await;
     assert!(report.all_succeeded(), "{report:?}");
 
     assert_eq!(
@@ -284,7 +328,10 @@ async fn progress_is_reported_while_downloading() {
         .collect();
     // The first report (0 %) and at least one periodic report while data was flowing.
     assert!(details.len() >= 2, "{details:?}");
-    let moving: Vec<_> = details.iter().filter(|d| d.download_percent > 0.0).collect();
+    let moving: Vec<_> = details
+        .iter()
+        .filter(|d| d.download_percent > 0.0)
+        .collect();
     assert!(!moving.is_empty(), "{details:?}");
     for d in &moving {
         assert!(d.download_percent <= 100.0);
@@ -305,7 +352,13 @@ struct PrefixVerifier;
 
 #[async_trait::async_trait]
 impl SignatureVerifier for PrefixVerifier {
-    async fn verify(&self, package: &str, file: &Path, content_hash: &[u8], signature: &[u8]) -> Result<(), BoxError> {
+    async fn verify(
+        &self,
+        package: &str,
+        file: &Path,
+        content_hash: &[u8],
+        signature: &[u8],
+    ) -> Result<(), BoxError> {
         // "Signature" = b"signed:" + content hash; also check the file is the verified one.
         let data = tokio::fs::read(file).await?;
         assert_eq!(sha256(&data).as_ref(), content_hash, "{package}");
@@ -343,7 +396,10 @@ async fn signatures_are_checked_and_unsigned_packages_refused_when_required() {
     let report = sync(&s.syncer, &offer("b", vec![("p", badly_signed)])).await;
     assert_eq!(report.failed, ["p"]);
     let msg = &report.statuses.packages["p"].error_message;
-    assert!(msg.contains("signature verification failed") && msg.contains("does not match"), "{msg}");
+    assert!(
+        msg.contains("signature verification failed") && msg.contains("does not match"),
+        "{msg}"
+    );
     assert_eq!(downloads_left(&s.provider), 0);
 
     // Good signature.
@@ -358,11 +414,19 @@ async fn signatures_are_checked_and_unsigned_packages_refused_when_required() {
     let s = setup(strict).await;
     let report = sync(&s.syncer, &offer("n", vec![("p", signed)])).await;
     assert_eq!(report.failed, ["p"]);
-    assert!(report.statuses.packages["p"].error_message.contains("no signature verifier"));
+    assert!(
+        report.statuses.packages["p"]
+            .error_message
+            .contains("no signature verifier")
+    );
 
     // Not required: unsigned packages install.
     let s = setup(fast_settings()).await;
-    assert!(sync(&s.syncer, &offer("ok", vec![("p", unsigned)])).await.all_succeeded());
+    assert!(
+        sync(&s.syncer, &offer("ok", vec![("p", unsigned)]))
+            .await
+            .all_succeeded()
+    );
 }
 
 #[tokio::test]
@@ -379,13 +443,21 @@ async fn http_errors_retry_or_fail_as_appropriate() {
         ..Default::default()
     });
     let s = setup(fast_settings()).await;
-    let report = sync(&s.syncer, &offer("1", vec![("p", package(&server, "/f", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("1", vec![("p", package(&server, "/f", "1", &data))]),
+    )
+    .await;
     assert!(report.all_succeeded(), "{report:?}");
     assert_eq!(server.requests_for("/f").len(), 3);
 
     // 404 is final: one request, InstallFailed with the status.
     let s = setup(fast_settings()).await;
-    let report = sync(&s.syncer, &offer("2", vec![("p", package(&server, "/missing", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("2", vec![("p", package(&server, "/missing", "1", &data))]),
+    )
+    .await;
     assert_eq!(report.failed, ["p"]);
     assert!(report.statuses.packages["p"].error_message.contains("404"));
     assert_eq!(server.requests_for("/missing").len(), 1);
@@ -397,7 +469,11 @@ async fn http_errors_retry_or_fail_as_appropriate() {
     });
     let s = setup(fast_settings()).await;
     let before = server.requests_for("/f").len();
-    let report = sync(&s.syncer, &offer("3", vec![("p", package(&server, "/f", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("3", vec![("p", package(&server, "/f", "1", &data))]),
+    )
+    .await;
     assert!(report.statuses.packages["p"].error_message.contains("401"));
     assert_eq!(server.requests_for("/f").len(), before + 1);
 
@@ -409,7 +485,11 @@ async fn http_errors_retry_or_fail_as_appropriate() {
     });
     let s = setup(fast_settings().with_max_attempts(3)).await;
     let before = server.requests_for("/f").len();
-    let report = sync(&s.syncer, &offer("4", vec![("p", package(&server, "/f", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("4", vec![("p", package(&server, "/f", "1", &data))]),
+    )
+    .await;
     assert_eq!(report.failed, ["p"]);
     assert_eq!(server.requests_for("/f").len(), before + 3);
 }
@@ -420,9 +500,17 @@ async fn oversized_packages_are_refused() {
     let data = content(50_000, 13);
     server.put("/big", data.clone());
     let s = setup(fast_settings().with_max_package_size(10_000)).await;
-    let report = sync(&s.syncer, &offer("1", vec![("p", package(&server, "/big", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("1", vec![("p", package(&server, "/big", "1", &data))]),
+    )
+    .await;
     assert_eq!(report.failed, ["p"]);
-    assert!(report.statuses.packages["p"].error_message.contains("larger than"));
+    assert!(
+        report.statuses.packages["p"]
+            .error_message
+            .contains("larger than")
+    );
     assert_eq!(server.requests_for("/big").len(), 1);
     assert_eq!(downloads_left(&s.provider), 0);
 }
@@ -441,9 +529,18 @@ async fn redirects_are_followed_and_type_changes_recreate_the_package() {
     let s = setup(fast_settings()).await;
     let mut first = package(&server, "/v1", "1", &v1);
     first.r#type = PackageType::TopLevel as i32;
-    assert!(sync(&s.syncer, &offer("1", vec![("", first)])).await.all_succeeded());
+    assert!(
+        sync(&s.syncer, &offer("1", vec![("", first)]))
+            .await
+            .all_succeeded()
+    );
     assert_eq!(
-        s.provider.package_state("").await.unwrap().unwrap().package_type,
+        s.provider
+            .package_state("")
+            .await
+            .unwrap()
+            .unwrap()
+            .package_type,
         PackageType::TopLevel
     );
 
@@ -452,10 +549,16 @@ async fn redirects_are_followed_and_type_changes_recreate_the_package() {
     assert!(report.all_succeeded(), "{report:?}");
     assert_eq!(installed_content(&s.provider, ""), v2.as_ref());
     let state = s.provider.package_state("").await.unwrap().unwrap();
-    assert_eq!((state.package_type, state.version.as_str()), (PackageType::Addon, "2"));
+    assert_eq!(
+        (state.package_type, state.version.as_str()),
+        (PackageType::Addon, "2")
+    );
     let followed = server.requests_for("/v2");
     assert_eq!(followed.len(), 1);
-    assert_eq!(followed[0].headers["authorization"], "Bearer download-token");
+    assert_eq!(
+        followed[0].headers["authorization"],
+        "Bearer download-token"
+    );
 }
 
 #[tokio::test]
@@ -471,12 +574,22 @@ async fn invalid_offers_fail_per_package() {
     bad_url.file.as_mut().unwrap().download_url = "ftp://example.com/x".into();
     let report = sync(
         &s.syncer,
-        &offer("bad", vec![("no-file", no_file), ("short", short_hash), ("url", bad_url)]),
+        &offer(
+            "bad",
+            vec![
+                ("no-file", no_file),
+                ("short", short_hash),
+                ("url", bad_url),
+            ],
+        ),
     )
     .await;
     assert_eq!(report.failed, ["no-file", "short", "url"]);
     for name in ["no-file", "short", "url"] {
-        assert_eq!(status_of(&report.statuses, name), PackageStatusEnum::InstallFailed);
+        assert_eq!(
+            status_of(&report.statuses, name),
+            PackageStatusEnum::InstallFailed
+        );
     }
     assert!(s.provider.all_packages_hash().await.unwrap().is_empty());
     assert!(server.log().is_empty());
@@ -534,7 +647,11 @@ async fn stale_partial_downloads_are_removed() {
     let s = setup(fast_settings()).await;
     let stale = partial_path(&s.provider, &sha256(b"an old offer"));
     std::fs::write(&stale, b"old").unwrap();
-    let report = sync(&s.syncer, &offer("s", vec![("p", package(&server, "/f", "1", &data))])).await;
+    let report = sync(
+        &s.syncer,
+        &offer("s", vec![("p", package(&server, "/f", "1", &data))]),
+    )
+    .await;
     assert!(report.all_succeeded());
     assert!(!stale.exists());
     assert_eq!(downloads_left(&s.provider), 0);

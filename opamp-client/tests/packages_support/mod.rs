@@ -37,7 +37,9 @@ pub struct Logged {
 
 impl Logged {
     pub fn range(&self) -> Option<&str> {
-        self.headers.get(header::RANGE).and_then(|v| v.to_str().ok())
+        self.headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
     }
 }
 
@@ -98,7 +100,9 @@ impl FileServer {
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let state = Arc::clone(&shared);
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -109,11 +113,17 @@ impl FileServer {
                     let builder = hyper::server::conn::http1::Builder::new();
                     match tls {
                         Some(acceptor) => {
-                            let Ok(stream) = acceptor.accept(stream).await else { return };
-                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
                         }
                         None => {
-                            let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
                         }
                     }
                 });
@@ -132,7 +142,11 @@ impl FileServer {
     }
 
     pub fn put(&self, path: &str, content: impl Into<Bytes>) {
-        self.state.lock().unwrap().files.insert(path.to_owned(), content.into());
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_owned(), content.into());
     }
 
     pub fn set(&self, behaviour: Behaviour) {
@@ -163,7 +177,9 @@ fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<ServerBody> 
 }
 
 fn simple(status: u16, extra: &[(&str, String)]) -> (u16, Response<ServerBody>) {
-    let mut builder = Response::builder().status(status).header(header::CONTENT_LENGTH, "0");
+    let mut builder = Response::builder()
+        .status(status)
+        .header(header::CONTENT_LENGTH, "0");
     for (k, v) in extra {
         builder = builder.header(*k, v.as_str());
     }
@@ -185,10 +201,10 @@ fn respond(state: &mut State, path: &str, headers: &HeaderMap) -> (u16, Response
             .collect();
         return simple(b.fail_status, &extra);
     }
-    if let Some((name, value)) = &b.required_header {
-        if headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str()) {
-            return simple(401, &[]);
-        }
+    if let Some((name, value)) = &b.required_header
+        && headers.get(name.as_str()).and_then(|v| v.to_str().ok()) != Some(value.as_str())
+    {
+        return simple(401, &[]);
     }
     if let Some(location) = b.redirects.get(path) {
         return simple(302, &[("location", location.clone())]);
@@ -222,7 +238,10 @@ fn respond(state: &mut State, path: &str, headers: &HeaderMap) -> (u16, Response
         .header(header::CONTENT_LENGTH, (len - start).to_string())
         .header(header::ACCEPT_RANGES, "bytes");
     if status == StatusCode::PARTIAL_CONTENT {
-        builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{len}", len - 1));
+        builder = builder.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{len}", len - 1),
+        );
     }
     let body = SlowBody {
         data: content.slice(start..),
@@ -232,7 +251,10 @@ fn respond(state: &mut State, path: &str, headers: &HeaderMap) -> (u16, Response
         delay: b.chunk.map(|(_, d)| d),
         sleep: None,
     };
-    (status.as_u16(), builder.body(http_body_util::BodyExt::boxed(body)).unwrap())
+    (
+        status.as_u16(),
+        builder.body(http_body_util::BodyExt::boxed(body)).unwrap(),
+    )
 }
 
 /// A body sent in chunks, optionally slowly, optionally failing after `cut` bytes.
@@ -249,24 +271,34 @@ impl Body for SlowBody {
     type Data = Bytes;
     type Error = io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         let this = &mut *self;
-        if let Some(cut) = this.cut {
-            if this.pos >= cut {
-                // Let what was sent reach the client (hyper and TLS flush while the body is
-                // pending), then break the connection.
-                let pause = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(100))));
-                if pause.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                return Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::ConnectionReset, "cut"))));
+        if let Some(cut) = this.cut
+            && this.pos >= cut
+        {
+            // Let what was sent reach the client (hyper and TLS flush while the body is
+            // pending), then break the connection.
+            let pause = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_millis(100))));
+            if pause.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
+            return Poll::Ready(Some(Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "cut",
+            ))));
         }
         if this.pos >= this.data.len() {
             return Poll::Ready(None);
         }
         if let Some(delay) = this.delay {
-            let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(delay)));
             if sleep.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -325,7 +357,10 @@ pub fn package(server: &FileServer, path: &str, version: &str, content: &[u8]) -
 
 pub fn offer(all_hash: &str, packages: Vec<(&str, PackageAvailable)>) -> PackagesAvailable {
     PackagesAvailable {
-        packages: packages.into_iter().map(|(n, p)| (n.to_owned(), p)).collect(),
+        packages: packages
+            .into_iter()
+            .map(|(n, p)| (n.to_owned(), p))
+            .collect(),
         all_packages_hash: Bytes::from(all_hash.as_bytes().to_vec()),
     }
 }
@@ -354,10 +389,10 @@ impl Recorder {
     pub fn sequence(&self, name: &str) -> Vec<PackageStatusEnum> {
         let mut seq: Vec<PackageStatusEnum> = Vec::new();
         for s in self.all() {
-            if let Some(p) = s.packages.get(name) {
-                if seq.last() != Some(&p.status()) {
-                    seq.push(p.status());
-                }
+            if let Some(p) = s.packages.get(name)
+                && seq.last() != Some(&p.status())
+            {
+                seq.push(p.status());
             }
         }
         seq
