@@ -272,17 +272,25 @@ where
     }
 }
 
-/// Sends everything that waits for the agent.
+/// Most messages sent in one go before the task looks at its input again.
+const FLUSH_BATCH: usize = 16;
+
+/// Sends what waits for the agent (at most [`FLUSH_BATCH`] messages; the rest on the next
+/// wake-up, so reading is never starved).
 async fn flush<S>(shared: &Shared, conn: &Connection, ws: &mut WebSocketStream<S>) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    while let Some(outgoing) = conn.next_outgoing() {
+    for _ in 0..FLUSH_BATCH {
+        let Some(outgoing) = conn.next_outgoing() else {
+            return Ok(());
+        };
         match outgoing {
             Outgoing::Message(msg) => send(shared, conn, ws, &msg).await?,
             Outgoing::Frame(frame) => write(shared, ws, Message::Binary(frame)).await?,
         }
     }
+    conn.inner.wake.notify_one();
     Ok(())
 }
 

@@ -472,6 +472,7 @@ impl AgentState {
         }
         msg.instance_uid = uid;
         self.complete(&mut msg);
+        self.add_identification(&mut msg);
         if self.pending.has_command() && !has_body(&msg) {
             msg.command = self.pending.take_command();
             gate(&mut msg, &self.status);
@@ -492,6 +493,9 @@ impl AgentState {
         msg.instance_uid = uid;
         self.complete(&mut msg);
         if has_content(&msg) {
+            // A pending UID assignment rides along, but never makes a message by itself
+            // (it is repeated in every reply until the agent switches).
+            self.add_identification(&mut msg);
             return Some(msg);
         }
         if let Some(command) = self.pending.take_command() {
@@ -691,8 +695,19 @@ impl AgentState {
                 .due(self.status.last_connection_settings_hash())
     }
 
+    /// Adds the pending UID assignment to `msg`.
+    fn add_identification(&self, msg: &mut ServerToAgent) {
+        if msg.error_response.is_none() {
+            if let Some(assignment) = self.identity.assignment() {
+                msg.agent_identification = Some(AgentIdentification {
+                    new_instance_uid: assignment.new_uid.to_bytes(),
+                });
+            }
+        }
+    }
+
     /// Adds to `msg` what every outgoing message needs: flags, first-message capabilities,
-    /// identification, due offers; then removes what the agent does not accept.
+    /// due offers; then removes what the agent does not accept.
     fn complete(&mut self, msg: &mut ServerToAgent) {
         msg.flags |= std::mem::take(&mut self.reply_flags).bits();
         if !self.first_response_sent {
@@ -706,11 +721,6 @@ impl AgentState {
                     capabilities: self.config.custom_capabilities.clone(),
                 });
             }
-        }
-        if let Some(assignment) = self.identity.assignment() {
-            msg.agent_identification = Some(AgentIdentification {
-                new_instance_uid: assignment.new_uid.to_bytes(),
-            });
         }
         if self.remote_config_due() {
             if let Some(config) = self.remote_config.desired() {

@@ -330,6 +330,9 @@ fn request_instance_uid_assigns_once_until_adopted() {
         r.agent_identification.unwrap().new_instance_uid,
         fixed_uid().to_bytes()
     );
+    // The pending assignment alone never makes a pushed message.
+    assert!(s.push().is_none());
+    assert!(!s.has_pending());
     // The agent asks again before switching: same answer, not a fresh assignment.
     let mut again = msg(1, 1);
     again.flags = AgentToServerFlags::REQUEST_INSTANCE_UID.bits();
