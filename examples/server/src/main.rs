@@ -1,0 +1,3 @@
+//! `opamp-fleet-server` binary.
+
+fn main() {}
