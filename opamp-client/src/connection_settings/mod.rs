@@ -17,6 +17,7 @@
 mod error;
 mod manager;
 mod params;
+mod tls;
 mod validate;
 
 pub mod csr;
