@@ -402,6 +402,9 @@ impl ConnectionSettingsManager {
 
     /// Call when a connection made with [`connect_params`](Self::connect_params) has been
     /// accepted by the server. Returns `Applied` when that connection validated a candidate.
+    ///
+    /// Call it before handling the contents of the `ServerToAgent` that proved the
+    /// connection, so that an offer in that message is merged onto the new settings.
     pub fn on_connected(&mut self) -> Option<CandidateOutcome> {
         let candidate = self.state.candidate.take()?;
         let uses_csr_key = match (
