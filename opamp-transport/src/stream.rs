@@ -3,9 +3,9 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 #[cfg(feature = "tls")]
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use http::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -169,7 +169,10 @@ impl Target {
 ///
 /// `tls` is the configuration to use; `None` builds one from
 /// [`crate::tls::TlsClientSettings::default`] (the default roots of the enabled features).
-pub(crate) async fn connect(target: &Target, tls: &TlsClientConfig) -> Result<MaybeTlsStream, Error> {
+pub(crate) async fn connect(
+    target: &Target,
+    tls: &TlsClientConfig,
+) -> Result<MaybeTlsStream, Error> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
     // Small request/response exchanges: do not wait for Nagle's algorithm.
     tcp.set_nodelay(true)?;

@@ -20,10 +20,13 @@
 //!     .with_ca(PemSource::file("/etc/opamp/ca.pem"))
 //!     .with_client_cert(
 //!         PemSource::file("/etc/opamp/client.pem"),
-//!         PemSource::file("/etc/opamp/client.key"),
+//!         PemSource::memory("-----BEGIN PRIVATE KEY-----\n..."),
 //!     );
-//! // Debug output never shows key material.
-//! assert!(format!("{settings:?}").contains("client.key"));
+//! // Debug output shows file paths, never key material.
+//! let debug = format!("{settings:?}");
+//! assert!(debug.contains("client.pem") && !debug.contains("PRIVATE KEY"));
+//! // Files are read when the rustls configuration is built.
+//! assert!(settings.build().is_err());
 //! ```
 
 use std::fmt;
@@ -255,7 +258,9 @@ impl TlsClientSettings {
             .with_safe_default_protocol_versions()
             .map_err(Error::Tls)?;
         let builder = if self.insecure_skip_verify {
-            tracing::warn!("TLS server certificate verification is disabled (insecure_skip_verify)");
+            tracing::warn!(
+                "TLS server certificate verification is disabled (insecure_skip_verify)"
+            );
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(NoServerVerification(provider)))
@@ -521,7 +526,10 @@ impl TlsAcceptor {
 /// tokio-rustls reports handshake failures as `io::Error`s wrapping a `rustls::Error`: unwrap
 /// them into [`Error::Tls`] so callers can match on them.
 pub(crate) fn from_handshake_error(err: std::io::Error) -> Error {
-    match err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    match err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         Some(tls) => Error::Tls(tls.clone()),
         None => Error::Io(err),
     }

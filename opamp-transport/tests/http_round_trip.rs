@@ -32,8 +32,8 @@ struct Seen {
 /// An OpAMP plain-HTTP endpoint: decodes the `AgentToServer` and answers a `ServerToAgent`
 /// echoing its sequence number (in `flags`) and carrying its custom message back.
 async fn endpoint(request: Request<Incoming>, seen: Arc<Mutex<Seen>>) -> Response<ServerHttpBody> {
-    if let Err(err) = classify_request(request.method(), request.headers())
-        .and_then(|kind| match kind {
+    if let Err(err) =
+        classify_request(request.method(), request.headers()).and_then(|kind| match kind {
             TransportKind::PlainHttp => Ok(()),
             TransportKind::WebSocket => Err(Error::ConnectionClosed),
         })
@@ -80,9 +80,10 @@ async fn gzip_both_ways_with_instance_uid() {
         .with_compression(ContentEncoding::Gzip)
         .with_instance_uid(UID);
 
-    let response = within(client().round_trip::<_, ServerToAgent>(&server.url("http"), &request, &options))
-        .await
-        .expect("round trip");
+    let response =
+        within(client().round_trip::<_, ServerToAgent>(&server.url("http"), &request, &options))
+            .await
+            .expect("round trip");
 
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.headers[header::CONTENT_ENCODING], "gzip");
@@ -91,7 +92,10 @@ async fn gzip_both_ways_with_instance_uid() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(compressed_len < 64 * 1024 / 10, "response body is compressed");
+    assert!(
+        compressed_len < 64 * 1024 / 10,
+        "response body is compressed"
+    );
     assert_eq!(response.message.flags, 1);
     assert_eq!(response.message.custom_message, request.custom_message);
 
@@ -101,7 +105,11 @@ async fn gzip_both_ways_with_instance_uid() {
     assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
     assert_eq!(headers[header::ACCEPT_ENCODING], "gzip");
     assert_eq!(headers["opamp-instance-uid"], UID);
-    let sent_len: usize = headers[header::CONTENT_LENGTH].to_str().unwrap().parse().unwrap();
+    let sent_len: usize = headers[header::CONTENT_LENGTH]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(sent_len < 64 * 1024 / 10, "request body is compressed");
     assert_eq!(seen.messages[0], request);
 }
@@ -115,9 +123,10 @@ async fn identity_both_ways_when_gzip_is_not_wanted() {
         .with_limits(limits())
         .with_accept_gzip(false);
 
-    let response = within(client().round_trip::<_, ServerToAgent>(&server.url("http"), &request, &options))
-        .await
-        .expect("round trip");
+    let response =
+        within(client().round_trip::<_, ServerToAgent>(&server.url("http"), &request, &options))
+            .await
+            .expect("round trip");
     assert!(response.headers.get(header::CONTENT_ENCODING).is_none());
     assert_eq!(response.message.custom_message, request.custom_message);
 
@@ -241,7 +250,13 @@ async fn a_slow_server_hits_the_request_timeout() {
     ))
     .await;
     assert!(
-        matches!(result, Err(Error::Timeout { operation: "HTTP request", .. })),
+        matches!(
+            result,
+            Err(Error::Timeout {
+                operation: "HTTP request",
+                ..
+            })
+        ),
         "{result:?}"
     );
 }
@@ -254,7 +269,10 @@ async fn bad_urls_and_unreachable_servers_are_errors() {
         let result = client
             .round_trip::<_, ServerToAgent>(url, &agent_message(1), &options)
             .await;
-        assert!(matches!(result, Err(Error::InvalidUrl { .. })), "{url}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidUrl { .. })),
+            "{url}: {result:?}"
+        );
     }
     // Bind then drop a listener so the port is (very likely) closed.
     let port = {

@@ -46,7 +46,11 @@ fn agent_message_of_ws_size(size: usize) -> AgentToServer {
             return message;
         }
         // Field lengths are varints: adjust one byte at a time near the target.
-        data_len = if len < size { data_len + 1 } else { data_len - 1 };
+        data_len = if len < size {
+            data_len + 1
+        } else {
+            data_len - 1
+        };
     }
 }
 
@@ -112,10 +116,9 @@ async fn client_refuses_an_oversize_message_and_closes_with_1009() {
 
 #[tokio::test]
 async fn sender_refuses_oversize_and_the_limit_itself_passes() {
-    let server = TestServer::plain(|request| async move {
-        accept_ws(request, ws_config(), echo_session)
-    })
-    .await;
+    let server =
+        TestServer::plain(|request| async move { accept_ws(request, ws_config(), echo_session) })
+            .await;
     let (mut connection, _) = within(ws::connect(
         &server.url("ws"),
         &WsConnectOptions::default().with_config(ws_config()),
@@ -134,7 +137,9 @@ async fn sender_refuses_oversize_and_the_limit_itself_passes() {
     // Nothing was sent: the connection still works, and a message of exactly the limit is
     // accepted by both sides.
     let exact = agent_message_of_ws_size(LIMIT);
-    within(connection.send(&exact)).await.expect("send at the limit");
+    within(connection.send(&exact))
+        .await
+        .expect("send at the limit");
     let reply: ServerToAgent = within(connection.recv()).await.unwrap().unwrap();
     assert_eq!(reply.flags, exact.sequence_num);
 }
@@ -223,15 +228,16 @@ async fn http_request_over_the_server_limit_gets_413() {
         let options = HttpRequestOptions::default()
             .with_limits(big_limits())
             .with_compression(compression);
-        let result = within(client.round_trip::<_, ServerToAgent>(
-            &server.url("http"),
-            &request,
-            &options,
-        ))
-        .await;
+        let result =
+            within(client.round_trip::<_, ServerToAgent>(&server.url("http"), &request, &options))
+                .await;
         match result {
             Err(Error::HttpStatus { status, .. }) => {
-                assert_eq!(status, http::StatusCode::PAYLOAD_TOO_LARGE, "{compression:?}")
+                assert_eq!(
+                    status,
+                    http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "{compression:?}"
+                )
             }
             other => panic!("{compression:?}: expected 413, got {other:?}"),
         }
@@ -241,7 +247,10 @@ async fn http_request_over_the_server_limit_gets_413() {
     let result = client
         .round_trip::<_, ServerToAgent>(&server.url("http"), &request, &options)
         .await;
-    assert!(matches!(result, Err(Error::MessageTooLarge { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(Error::MessageTooLarge { .. })),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
@@ -253,7 +262,8 @@ async fn http_response_over_the_client_limit_is_discarded() {
         let options = HttpRequestOptions::default()
             .with_limits(limits())
             .with_accept_gzip(accept_gzip);
-        let result = within(client.round_trip::<_, ServerToAgent>(&url, &agent_message(1), &options)).await;
+        let result =
+            within(client.round_trip::<_, ServerToAgent>(&url, &agent_message(1), &options)).await;
         match result {
             Err(Error::MessageTooLarge { size, limit }) => {
                 assert_eq!(limit, LIMIT as u64, "gzip: {accept_gzip}");

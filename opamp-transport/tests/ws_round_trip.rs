@@ -20,10 +20,9 @@ fn options() -> WsConnectOptions {
 
 #[tokio::test]
 async fn messages_go_both_ways_and_close_cleanly() {
-    let server = TestServer::plain(|request| async move {
-        accept_ws(request, ws_config(), echo_session)
-    })
-    .await;
+    let server =
+        TestServer::plain(|request| async move { accept_ws(request, ws_config(), echo_session) })
+            .await;
 
     let (mut connection, response) = within(ws::connect(&server.url("ws"), &options()))
         .await
@@ -31,7 +30,9 @@ async fn messages_go_both_ways_and_close_cleanly() {
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
 
     for seq in 1..=3 {
-        within(connection.send(&agent_message(seq))).await.expect("send");
+        within(connection.send(&agent_message(seq)))
+            .await
+            .expect("send");
         let reply: ServerToAgent = within(connection.recv())
             .await
             .expect("recv")
@@ -56,10 +57,9 @@ async fn messages_go_both_ways_and_close_cleanly() {
 
 #[tokio::test]
 async fn split_halves_send_and_receive_from_separate_tasks() {
-    let server = TestServer::plain(|request| async move {
-        accept_ws(request, ws_config(), echo_session)
-    })
-    .await;
+    let server =
+        TestServer::plain(|request| async move { accept_ws(request, ws_config(), echo_session) })
+            .await;
     let (connection, _) = within(ws::connect(&server.url("ws"), &options()))
         .await
         .expect("connect");
@@ -75,17 +75,19 @@ async fn split_halves_send_and_receive_from_separate_tasks() {
     // The receiver is pending on the socket while the writer sends: the halves do not block
     // each other.
     for seq in 1..=COUNT {
-        let reply: ServerToAgent = within(receiver.recv())
-            .await
-            .expect("recv")
-            .expect("reply");
+        let reply: ServerToAgent = within(receiver.recv()).await.expect("recv").expect("reply");
         assert_eq!(reply.flags, seq, "replies arrive in order");
     }
     let mut sender = within(writer).await.expect("writer task");
     within(sender.close(CloseCode::Normal, ""))
         .await
         .expect("close");
-    assert!(within(receiver.recv::<ServerToAgent>()).await.expect("recv").is_none());
+    assert!(
+        within(receiver.recv::<ServerToAgent>())
+            .await
+            .expect("recv")
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -115,8 +117,15 @@ async fn server_pushes_without_a_request() {
         let push: ServerToAgent = within(connection.recv()).await.unwrap().unwrap();
         assert_eq!(push.flags, flags);
     }
-    assert!(within(connection.recv::<ServerToAgent>()).await.unwrap().is_none());
-    let close = connection.peer_close_frame().expect("the server's close frame");
+    assert!(
+        within(connection.recv::<ServerToAgent>())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let close = connection
+        .peer_close_frame()
+        .expect("the server's close frame");
     assert_eq!(close.code, CloseCode::Away);
     assert_eq!(close.reason.as_str(), "server shutting down");
 }
@@ -141,12 +150,18 @@ async fn custom_headers_reach_the_server_on_every_attempt() {
             HeaderValue::from_static("blue"),
         )
         // Handshake headers cannot be overridden.
-        .with_header(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("forged"));
+        .with_header(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("forged"),
+        );
     for attempt in 1..=2 {
         let (mut connection, _) = within(ws::connect(&server.url("ws"), &options))
             .await
             .unwrap_or_else(|err| panic!("attempt {attempt}: {err}"));
-        connection.close(CloseCode::Normal, "").await.expect("close");
+        connection
+            .close(CloseCode::Normal, "")
+            .await
+            .expect("close");
     }
 
     let seen = seen.lock().unwrap();
@@ -164,7 +179,10 @@ async fn refused_upgrade_gives_the_status_and_retry_after() {
     let server = TestServer::plain(|request| async move {
         match request.headers().get(header::AUTHORIZATION) {
             None => error_response(StatusCode::UNAUTHORIZED, None),
-            Some(_) => error_response(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(120))),
+            Some(_) => error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(Duration::from_secs(120)),
+            ),
         }
     })
     .await;
@@ -198,10 +216,9 @@ async fn refused_upgrade_gives_the_status_and_retry_after() {
 
 #[tokio::test]
 async fn invalid_upgrade_requests_are_refused_by_the_server_helpers() {
-    let server = TestServer::plain(|request| async move {
-        accept_ws(request, ws_config(), echo_session)
-    })
-    .await;
+    let server =
+        TestServer::plain(|request| async move { accept_ws(request, ws_config(), echo_session) })
+            .await;
     // A plain GET (no upgrade headers) gets 400 from `upgrade_error_response`.
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -217,10 +234,9 @@ async fn invalid_upgrade_requests_are_refused_by_the_server_helpers() {
 
 #[tokio::test]
 async fn pings_are_answered_and_count_as_activity() {
-    let server = TestServer::plain(|request| async move {
-        accept_ws(request, ws_config(), echo_session)
-    })
-    .await;
+    let server =
+        TestServer::plain(|request| async move { accept_ws(request, ws_config(), echo_session) })
+            .await;
     let (connection, _) = within(ws::connect(&server.url("ws"), &options()))
         .await
         .expect("connect");
@@ -245,4 +261,43 @@ async fn pings_are_answered_and_count_as_activity() {
     sender.send(&agent_message(9)).await.expect("send");
     let reply: ServerToAgent = within(receiver.recv()).await.unwrap().unwrap();
     assert_eq!(reply.flags, 9);
+}
+
+#[tokio::test]
+async fn bad_urls_refused_ports_and_silent_servers_are_typed_errors() {
+    for url in ["http://127.0.0.1:1/v1/opamp", "not a url", "/v1/opamp"] {
+        let result = ws::connect(url, &options()).await;
+        assert!(
+            matches!(result, Err(Error::InvalidUrl { .. })),
+            "{url}: {result:?}"
+        );
+    }
+
+    let port = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let result = within(ws::connect(&format!("ws://127.0.0.1:{port}/"), &options())).await;
+    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+
+    // A server that accepts the TCP connection and never answers the upgrade.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let (_tcp, _) = silent.accept().await.unwrap();
+        std::future::pending::<()>().await;
+    });
+    let impatient = options().with_connect_timeout(Duration::from_millis(200));
+    let result = within(ws::connect(&format!("ws://{addr}/v1/opamp"), &impatient)).await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Timeout {
+                operation: "WebSocket connect",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    holder.abort();
 }

@@ -102,8 +102,8 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{Full, StreamBody};
     use http_body::Frame;
+    use http_body_util::{Full, StreamBody};
 
     fn limits(max: usize) -> Limits {
         Limits::default().with_max_message_size(max)
@@ -111,44 +111,74 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_are_joined_and_the_cap_is_inclusive() {
-        let chunks = ["ab", "cd", "e"].map(|s| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(s))));
+        let chunks = ["ab", "cd", "e"]
+            .map(|s| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(s))));
         let body = StreamBody::new(futures_util::stream::iter(chunks));
-        let got = read_capped(body, &HeaderMap::new(), 5, &limits(5)).await.unwrap();
+        let got = read_capped(body, &HeaderMap::new(), 5, &limits(5))
+            .await
+            .unwrap();
         assert_eq!(&got[..], b"abcde");
     }
 
     #[tokio::test]
     async fn over_the_cap_stops_reading() {
-        let chunks = ["abc", "def"].map(|s| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(s))));
+        let chunks =
+            ["abc", "def"].map(|s| Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(s))));
         let body = StreamBody::new(futures_util::stream::iter(chunks));
-        let err = read_capped(body, &HeaderMap::new(), 5, &limits(5)).await.unwrap_err();
-        assert!(matches!(err, Error::MessageTooLarge { size: 6, limit: 5 }), "{err:?}");
+        let err = read_capped(body, &HeaderMap::new(), 5, &limits(5))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::MessageTooLarge { size: 6, limit: 5 }),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
     async fn announced_length_is_refused_before_reading() {
         let mut headers = HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, "1000".parse().unwrap());
-        let err = read_capped(Full::new(Bytes::from_static(b"x")), &headers, 10, &limits(10))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::MessageTooLarge { size: 1000, .. }), "{err:?}");
+        let err = read_capped(
+            Full::new(Bytes::from_static(b"x")),
+            &headers,
+            10,
+            &limits(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::MessageTooLarge { size: 1000, .. }),
+            "{err:?}"
+        );
         // The size hint of a full body is exact.
-        let err = read_capped(Full::new(Bytes::from(vec![0; 11])), &HeaderMap::new(), 10, &limits(10))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::MessageTooLarge { size: 11, .. }), "{err:?}");
+        let err = read_capped(
+            Full::new(Bytes::from(vec![0; 11])),
+            &HeaderMap::new(),
+            10,
+            &limits(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::MessageTooLarge { size: 11, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
     fn gzip_cap_leaves_room_for_incompressible_data() {
         use std::io::Write;
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         encoder.write_all(&data).unwrap();
         let gz = encoder.finish().unwrap();
         assert!(gz.len() <= wire_cap(ContentEncoding::Gzip, &limits(data.len())));
         assert_eq!(wire_cap(ContentEncoding::Identity, &limits(7)), 7);
-        assert_eq!(wire_cap(ContentEncoding::Gzip, &limits(usize::MAX)), usize::MAX);
+        assert_eq!(
+            wire_cap(ContentEncoding::Gzip, &limits(usize::MAX)),
+            usize::MAX
+        );
     }
 }

@@ -252,7 +252,7 @@ impl HttpClient {
     /// response over it (discarded, spec §"Plain HTTP Message Size Limits");
     /// [`Error::HttpStatus`] for a non-2xx status, with `Retry-After` parsed (seconds or
     /// HTTP-date) for 429/503 handling; [`Error::Timeout`]; connection errors
-    /// ([`Error::Io`], [`Error::Tls`], [`Error::HttpClient`]); the codec's decoding errors.
+    /// ([`Error::Io`], `Error::Tls`, [`Error::HttpClient`]); the codec's decoding errors.
     pub async fn round_trip<Req, Resp>(
         &self,
         url: &str,
@@ -279,8 +279,7 @@ impl HttpClient {
         Target::from_uri(&uri)?;
         let body = encode_http_body(request, options.compression, &options.limits)?;
         let request = build_request(uri, body, options)?;
-        match tokio::time::timeout(options.timeout, self.exchange(request, &options.limits)).await
-        {
+        match tokio::time::timeout(options.timeout, self.exchange(request, &options.limits)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout {
                 operation: "HTTP request",

@@ -77,7 +77,10 @@ pub fn protobuf_response<M: prost::Message>(
 
 /// An empty response with `status` (e.g. 400, 401, 413, 415, 429, 503) and, when given, a
 /// `Retry-After` in seconds (rounded up) for 429/503 (spec §"Throttling").
-pub fn error_response(status: StatusCode, retry_after: Option<Duration>) -> Response<ServerHttpBody> {
+pub fn error_response(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+) -> Response<ServerHttpBody> {
     let mut response = Response::new(Full::default());
     *response.status_mut() = status;
     if let Some(wait) = retry_after {

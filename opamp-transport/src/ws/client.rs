@@ -120,7 +120,7 @@ fn is_handshake_header(name: &HeaderName) -> bool {
 /// status, the parsed `Retry-After` and the response headers.
 ///
 /// Other errors: [`Error::InvalidUrl`], [`Error::Io`] (connection refused, ...),
-/// [`Error::Tls`] (handshake failed), [`Error::Timeout`] after
+/// `Error::Tls` (handshake failed), [`Error::Timeout`] after
 /// [`WsConnectOptions::connect_timeout`], [`Error::WebSocket`] for a broken handshake.
 pub async fn connect(
     url: &str,
@@ -130,6 +130,15 @@ pub async fn connect(
         url: url.to_owned(),
         reason: "not a valid URI",
     })?;
+    let is_ws = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("ws") || s.eq_ignore_ascii_case("wss"));
+    if !is_ws {
+        return Err(Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: "scheme must be ws or wss",
+        });
+    }
     let target = Target::from_uri(&uri)?;
     let mut request = uri
         .into_client_request()
@@ -145,9 +154,13 @@ pub async fn connect(
     let tls = options.tls_config();
     let attempt = async move {
         let stream = stream::connect(&target, &tls).await?;
-        tokio_tungstenite::client_async_with_config(request, stream, Some(config.websocket_config()))
-            .await
-            .map_err(super::connection::from_ws_error)
+        tokio_tungstenite::client_async_with_config(
+            request,
+            stream,
+            Some(config.websocket_config()),
+        )
+        .await
+        .map_err(super::connection::from_ws_error)
     };
     let (ws, response) = tokio::time::timeout(options.connect_timeout, attempt)
         .await

@@ -127,7 +127,10 @@ enum RecvState {
     Open,
     /// A message over the limit arrived: a 1009 close is due (kept here so that a `recv`
     /// cancelled while sending it finishes it on the next call), then the error is returned.
-    Oversize { size: u64, limit: u64 },
+    Oversize {
+        size: u64,
+        limit: u64,
+    },
     /// The connection ended normally (close frame or end of stream).
     Closed,
     /// A fatal error was returned; the connection is unusable.
@@ -146,8 +149,9 @@ pub struct WsReceiver<S> {
     peer_close: Option<CloseFrame>,
 }
 
-/// An open WebSocket connection carrying OpAMP messages of type `M` out and any
-/// `prost::Message` in.
+/// An open WebSocket connection carrying OpAMP messages: `AgentToServer` out and
+/// `ServerToAgent` in on a client, the reverse on a server (the methods are generic over
+/// `prost::Message`).
 ///
 /// Built by [`crate::ws::connect`] on the client side and by [`WsConnection::from_upgraded`]
 /// (see [`crate::ws::accept`]) on the server side. [`WsConnection::split`] gives independent

@@ -18,8 +18,8 @@ mod config;
 mod connection;
 mod server;
 
-pub use client::{ClientWsConnection, WsConnectOptions, connect};
 pub(crate) use client::retry_after;
+pub use client::{ClientWsConnection, WsConnectOptions, connect};
 pub use config::WsConfig;
 pub use connection::{WsConnection, WsReceiver, WsSender};
 pub use server::{

@@ -63,9 +63,10 @@ pub fn upgrade_error_response(error: &Error) -> Response<ServerHttpBody> {
     let status = error.http_status().unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = crate::http::error_response(status, None);
     if status == StatusCode::UPGRADE_REQUIRED {
-        response
-            .headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
     }
     response
 }

@@ -117,12 +117,15 @@ impl TestServer {
                 };
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let handler = handler.clone();
+                #[allow(clippy::clone_on_copy)] // `Infallible` (copy) without the tls feature
                 let acceptor = acceptor.clone();
                 let errors = Arc::clone(&errors);
                 tokio::spawn(async move {
                     match acceptor {
                         None => serve_connection(tcp, handler).await,
-                        Some(acceptor) => serve_tls_connection(acceptor, tcp, handler, errors).await,
+                        Some(acceptor) => {
+                            serve_tls_connection(acceptor, tcp, handler, errors).await
+                        }
                     }
                 });
             }
