@@ -91,7 +91,9 @@ pub enum OfferDecision {
     /// The offer has no `opamp` part, or the agent lacks the capability to accept it (and
     /// it carried no heartbeat interval to apply). Other parts are the caller's to handle.
     NoOpampOffer,
-    /// The offer is invalid and was refused; the active settings stay. Report `status`.
+    /// The offer is invalid and was refused; the active settings stay. A candidate from an
+    /// earlier offer, if one was pending, is dropped too (the server has moved on from it):
+    /// connect with [`ConnectionSettingsManager::connect_params`]. Report `status`.
     Rejected {
         /// `FAILED`, with the reason in `error_message`.
         status: ConnectionSettingsStatus,
@@ -357,6 +359,9 @@ impl ConnectionSettingsManager {
             Err(error) => {
                 let error = error.to_string();
                 tracing::warn!(%error, "OpAMP connection settings offer refused");
+                if self.state.candidate.take().is_some() {
+                    tracing::info!("the pending candidate is dropped: a newer offer superseded it");
+                }
                 let status = self.set_status(&hash, ConnectionSettingsStatuses::Failed, &error);
                 return OfferDecision::Rejected { status, error };
             }
