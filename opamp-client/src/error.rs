@@ -36,6 +36,10 @@ pub enum Error {
     /// The settings are not usable (e.g. a URL whose scheme is neither ws(s) nor http(s)).
     #[error("invalid settings: {0}")]
     InvalidSettings(String),
+    /// A custom message will never be delivered: the server rejected the message carrying it
+    /// as a bad request, or it was over the size limit.
+    #[error("the custom message was dropped")]
+    CustomMessageDropped,
     /// The client has been stopped.
     #[error("the client is stopped")]
     Stopped,
@@ -69,6 +73,9 @@ pub enum Error {
         /// Why it does not decode.
         reason: String,
     },
+    /// Connection settings (an offer, or a CSR to generate) are not usable.
+    #[error(transparent)]
+    ConnectionSettings(#[from] crate::connection_settings::ConnectionSettingsError),
     /// A callback returned an error.
     #[error("{callback} callback failed: {source}")]
     Callback {

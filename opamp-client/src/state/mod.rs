@@ -542,7 +542,24 @@ impl ClientState {
 
     // ---------------------------------------------------------------- connection (WebSocket)
 
-    /// Whether a connection attempt may start now (WebSocket).
+    /// Switches the transport (when offered connection settings move the Agent between a
+    /// `ws(s)` and an `http(s)` endpoint). A message in flight is restored into the pending
+    /// one; a retry delay in force is kept.
+    pub fn set_transport(&mut self, transport: Transport) {
+        if transport == self.transport {
+            return;
+        }
+        if let Some(in_flight) = self.in_flight.take() {
+            self.restore(in_flight);
+        }
+        self.transport = transport;
+        if !matches!(self.link, Link::Disconnected { .. }) {
+            self.link = Link::Disconnected { retry_at: None };
+        }
+    }
+
+    /// Whether a connection attempt may start now (WebSocket), or a request may be sent
+    /// after a failure (plain HTTP).
     pub fn can_connect(&self, now: Instant) -> bool {
         !self.stopped
             && match self.link {
@@ -556,11 +573,15 @@ impl ClientState {
         self.link = Link::Connecting;
     }
 
-    /// A connection is established: a status report is due at once (spec §"Status
-    /// Reporting": the first message after connecting). Parts unchanged since the last message
-    /// of the previous connection are left out, as the spec allows for WebSocket reconnects.
+    /// A connection is established (WebSocket), or requests start going to a new endpoint
+    /// (plain HTTP): a status report is due at once (spec §"Status Reporting": the first
+    /// message after connecting). Parts unchanged since the last message of the previous
+    /// connection are left out, as the spec allows for WebSocket reconnects, unless
+    /// [`report_full_state_on_connect`](Self::report_full_state_on_connect) was called.
     pub fn on_connected(&mut self, _now: Instant) {
-        self.link = Link::Connected;
+        if self.transport == Transport::WebSocket {
+            self.link = Link::Connected;
+        }
         self.report_due = true;
         self.disconnect_requested = None;
         if std::mem::take(&mut self.full_report_on_connect) {

@@ -675,7 +675,17 @@ fn heartbeats_only_with_capability_and_server_interval_wins() {
     assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
     assert_eq!(s.poll_timeout(), Some(now + 35 * SEC));
     s.handle_server_message(offer(0), now + 30 * SEC);
-    assert_eq!(s.heartbeat_interval(), None, "0 disables heartbeats");
+    assert_eq!(
+        s.heartbeat_interval(),
+        Some(5 * SEC),
+        "0 (indistinguishable from unset) keeps it"
+    );
+    s.set_offered_heartbeat_interval(Some(Duration::ZERO));
+    assert_eq!(
+        s.heartbeat_interval(),
+        None,
+        "an explicit zero disables heartbeats"
+    );
 }
 
 #[test]
