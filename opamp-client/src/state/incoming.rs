@@ -42,6 +42,9 @@ impl ClientState {
         if self.stopped {
             return;
         }
+        // Whatever the server says, it has read what came before (it answers in order).
+        self.unacked = Parts::empty();
+        self.unacked_full_components = false;
         let response_to = match self.transport {
             Transport::Http => self.in_flight.take(),
             Transport::WebSocket => None,

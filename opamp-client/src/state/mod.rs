@@ -94,6 +94,9 @@ pub struct ClientState {
     status: Status,
     /// Parts changed since they were last sent.
     dirty: Parts,
+    /// Parts written to the WebSocket that no `ServerToAgent` has followed yet.
+    unacked: Parts,
+    unacked_full_components: bool,
     /// The next report of available components carries the full map.
     full_components: bool,
     custom_message: Option<(CustomMessageId, CustomMessage)>,
@@ -135,6 +138,8 @@ impl ClientState {
             transport: config.transport,
             status: Status::default(),
             dirty: Parts::ALL,
+            unacked: Parts::empty(),
+            unacked_full_components: false,
             full_components: false,
             custom_message: None,
             next_custom_id: 1,
@@ -552,6 +557,7 @@ impl ClientState {
         if let Some(in_flight) = self.in_flight.take() {
             self.restore(in_flight);
         }
+        self.dirty.insert(std::mem::take(&mut self.unacked));
         self.transport = transport;
         if !matches!(self.link, Link::Disconnected { .. }) {
             self.link = Link::Disconnected { retry_at: None };
@@ -603,6 +609,10 @@ impl ClientState {
     pub fn on_disconnected(&mut self, now: Instant) {
         if let Some(in_flight) = self.in_flight.take() {
             self.restore(in_flight);
+        }
+        self.dirty.insert(std::mem::take(&mut self.unacked));
+        if std::mem::take(&mut self.unacked_full_components) {
+            self.full_components = true;
         }
         let retry_at = match self.disconnect_requested.take() {
             Some(at) => at,
@@ -740,8 +750,15 @@ impl ClientState {
 
     /// The message in flight was written to the WebSocket. (Over plain HTTP, pass the
     /// response to [`handle_server_message`](Self::handle_server_message) instead.)
+    ///
+    /// Until the server answers (any `ServerToAgent` counts), the status parts the message
+    /// carried stay "unacknowledged": if the connection is lost first, they are sent again on
+    /// the next connection (spec §"Retrying Messages"), so a message written into a half-open
+    /// connection does not lose a status change.
     pub fn on_send_succeeded(&mut self, _now: Instant) {
         if let Some(in_flight) = self.in_flight.take() {
+            self.unacked.insert(in_flight.parts);
+            self.unacked_full_components |= in_flight.full_components;
             self.complete(in_flight);
         }
     }

@@ -857,3 +857,29 @@ fn message_round_trip_through_the_wire() {
     let decoded = AgentToServer::decode(m.encode_to_vec().as_slice()).unwrap();
     assert_eq!(decoded, m);
 }
+
+#[test]
+fn ws_parts_written_but_never_answered_are_resent_after_reconnect() {
+    let now = Instant::now();
+    let mut s = ws_state(Caps::REPORTS_HEALTH);
+    s.set_agent_description(description("a"));
+    s.on_connected(now);
+    s.poll_message(now).unwrap();
+    s.on_send_succeeded(now);
+    s.set_health(health(true)).unwrap();
+    s.poll_message(now).unwrap();
+    s.on_send_succeeded(now);
+    // The connection was half-open: nothing ever came back.
+    s.on_disconnected(now);
+    s.on_connected(now + 2 * SEC);
+    let m = s.poll_message(now + 2 * SEC).unwrap();
+    assert_eq!(m.agent_description, Some(description("a")));
+    assert_eq!(m.health, Some(health(true)));
+    s.on_send_succeeded(now);
+    // Answered this time: a later reconnect only reports what changed.
+    s.handle_server_message(ServerToAgent::default(), now);
+    s.on_disconnected(now);
+    s.on_connected(now);
+    let m = s.poll_message(now).unwrap();
+    assert!(m.agent_description.is_none() && m.health.is_none());
+}
