@@ -121,9 +121,10 @@ async fn websocket_unavailable_disconnects_waits_retry_info_and_reports_full_sta
     });
     let recording = Recording::default();
     let client = Client::start(settings(server.ws_url()), recording.clone()).unwrap();
-    let first = server.next_message().await;
-    assert_eq!(first.agent_description, Some(description()));
-    let answered_at = std::time::Instant::now();
+    let first = server.next_matching(|s| s.message().is_some()).await;
+    assert_eq!(first.message().unwrap().agent_description, Some(description()));
+    // Recorded before the answer went out: the client got it later.
+    let answered_at = first.at();
     // The client disconnects cleanly...
     let bye = server.next_message().await;
     assert!(bye.agent_disconnect.is_some(), "{bye:?}");
