@@ -73,7 +73,9 @@ pub enum ConfigError {
         file: String,
     },
     /// A content type other than YAML or JSON.
-    #[error("file {file:?}: unsupported content type {content_type:?} (use text/yaml or application/json)")]
+    #[error(
+        "file {file:?}: unsupported content type {content_type:?} (use text/yaml or application/json)"
+    )]
     UnsupportedContentType {
         /// The file.
         file: String,
@@ -280,7 +282,11 @@ fn parse_json(name: &str, body: &str) -> Result<(), ConfigError> {
 pub fn config_hash(files: &ConfigFiles) -> [u8; 32] {
     let mut h = Sha256::new();
     for (name, file) in files {
-        for part in [name.as_bytes(), file.content_type.as_bytes(), file.body.as_bytes()] {
+        for part in [
+            name.as_bytes(),
+            file.content_type.as_bytes(),
+            file.body.as_bytes(),
+        ] {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }
@@ -447,7 +453,12 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match validate_files(&one(ConfigFile::json("{\"a\": }"))) {
-            Err(ConfigError::Parse { format, line, column, .. }) => {
+            Err(ConfigError::Parse {
+                format,
+                line,
+                column,
+                ..
+            }) => {
                 assert_eq!((format, line), ("JSON", 1));
                 assert_eq!(column, 7);
             }
@@ -459,7 +470,10 @@ mod tests {
 
     #[test]
     fn limits_and_types() {
-        assert_eq!(validate_files(&ConfigFiles::new()), Err(ConfigError::NoFiles));
+        assert_eq!(
+            validate_files(&ConfigFiles::new()),
+            Err(ConfigError::NoFiles)
+        );
         assert!(matches!(
             validate_files(&one(ConfigFile::yaml("  \n"))),
             Err(ConfigError::Empty { .. })

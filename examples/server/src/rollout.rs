@@ -302,27 +302,50 @@ impl Rollout {
         self.agents.retain(|uid, _| targets.contains_key(uid));
         let mut changed = before != self.agents.len();
         for (uid, t) in targets {
-            let entry = self.agents.entry(uid.clone()).or_insert_with(|| {
-                changed = true;
-                AgentProgress {
-                    phase: AgentPhase::Pending,
-                    batch: None,
-                    error: None,
-                    healthy: t.healthy,
-                    online: t.online,
-                    updated_at: now,
-                }
-            });
-            if entry.healthy != t.healthy || entry.online != t.online {
-                entry.healthy = t.healthy;
-                entry.online = t.online;
-                changed = true;
-            }
+            changed |= self.upsert_target(uid, *t, now);
         }
         if changed {
             self.updated_at = now;
         }
         changed
+    }
+
+    /// Adds one matching agent (as pending) or refreshes its health and connectivity. True if
+    /// anything changed.
+    pub fn upsert_target(&mut self, uid: &str, t: Target, now: i64) -> bool {
+        match self.agents.get_mut(uid) {
+            Some(entry) => {
+                if entry.healthy == t.healthy && entry.online == t.online {
+                    return false;
+                }
+                entry.healthy = t.healthy;
+                entry.online = t.online;
+            }
+            None => {
+                self.agents.insert(
+                    uid.to_owned(),
+                    AgentProgress {
+                        phase: AgentPhase::Pending,
+                        batch: None,
+                        error: None,
+                        healthy: t.healthy,
+                        online: t.online,
+                        updated_at: now,
+                    },
+                );
+            }
+        }
+        self.updated_at = now;
+        true
+    }
+
+    /// Removes an agent that no longer matches. True if it was there.
+    pub fn remove_target(&mut self, uid: &str, now: i64) -> bool {
+        let removed = self.agents.remove(uid).is_some();
+        if removed {
+            self.updated_at = now;
+        }
+        removed
     }
 
     /// Records a status report of `uid`. A report for this rollout's hash sets the phase; a
@@ -554,8 +577,14 @@ mod tests {
         assert!(r.record_report(&uid, &applying, 1));
         assert_eq!(r.agents[&uid].phase, AgentPhase::Applying);
         assert!(!r.record_report(&uid, &Report::applied("other"), 1));
-        assert!(!r.record_report("a01", &Report::applied("h"), 1), "pending agent");
-        assert!(!r.record_report("zz", &Report::applied("h"), 1), "unknown agent");
+        assert!(
+            !r.record_report("a01", &Report::applied("h"), 1),
+            "pending agent"
+        );
+        assert!(
+            !r.record_report("zz", &Report::applied("h"), 1),
+            "unknown agent"
+        );
     }
 
     #[test]
@@ -571,7 +600,12 @@ mod tests {
         r.record_report(&b2[0], &Report::failed("other-hash", "rolled back"), 2);
         assert!(r.advance(2).is_empty());
         assert_eq!(r.state, RolloutState::Halted);
-        assert!(r.halt_reason.as_deref().unwrap().contains("2 agents failed"));
+        assert!(
+            r.halt_reason
+                .as_deref()
+                .unwrap()
+                .contains("2 agents failed")
+        );
         assert_eq!(r.agents[&b2[0]].error.as_deref(), Some("rolled back"));
         // Nothing moves while halted.
         r.record_report(&b2[1], &Report::applied("h"), 3);

@@ -213,7 +213,11 @@ fn check_key(part: &str, key: &str) -> Result<String, SelectorError> {
 
 fn check_value(value: &str) -> Result<String, SelectorError> {
     let value = value.trim();
-    if value.len() > 256 || value.chars().any(|c| matches!(c, ',' | '(' | ')' | '=' | '!')) {
+    if value.len() > 256
+        || value
+            .chars()
+            .any(|c| matches!(c, ',' | '(' | ')' | '=' | '!'))
+    {
         return Err(SelectorError::InvalidValue(value.to_owned()));
     }
     Ok(value.to_owned())
@@ -243,7 +247,10 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
         ));
     }
     if let Some((key, value)) = part.split_once("==").or_else(|| part.split_once('=')) {
-        return Ok(Requirement::Equals(check_key(part, key)?, check_value(value)?));
+        return Ok(Requirement::Equals(
+            check_key(part, key)?,
+            check_value(value)?,
+        ));
     }
     if let Some(key) = part.strip_prefix('!') {
         return Ok(Requirement::NotExists(check_key(part, key)?));
@@ -256,10 +263,16 @@ fn parse_requirement(part: &str) -> Result<Requirement, SelectorError> {
         return Ok(Requirement::Exists(check_key(part, key)?));
     }
     if let Some(list) = rest.strip_prefix("notin") {
-        return Ok(Requirement::NotIn(check_key(part, key)?, parse_list(part, list)?));
+        return Ok(Requirement::NotIn(
+            check_key(part, key)?,
+            parse_list(part, list)?,
+        ));
     }
     if let Some(list) = rest.strip_prefix("in") {
-        return Ok(Requirement::In(check_key(part, key)?, parse_list(part, list)?));
+        return Ok(Requirement::In(
+            check_key(part, key)?,
+            parse_list(part, list)?,
+        ));
     }
     Err(SelectorError::Unparsable(part.to_owned()))
 }
@@ -277,7 +290,9 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        let s: Selector = "a=1,b==2,c!=3,d in (x, y),e notin (z),f,!g".parse().unwrap();
+        let s: Selector = "a=1,b==2,c!=3,d in (x, y),e notin (z),f,!g"
+            .parse()
+            .unwrap();
         assert_eq!(
             s.requirements(),
             &[
@@ -296,7 +311,11 @@ mod tests {
 
     #[test]
     fn matching() {
-        let a = attrs(&[("environment", "prod"), ("region", "eu"), ("service.name", "col")]);
+        let a = attrs(&[
+            ("environment", "prod"),
+            ("region", "eu"),
+            ("service.name", "col"),
+        ]);
         let yes = [
             "",
             "environment=prod",
@@ -326,12 +345,30 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        assert!(matches!("=x".parse::<Selector>(), Err(SelectorError::MissingKey(_))));
-        assert!(matches!("a b=c".parse::<Selector>(), Err(SelectorError::InvalidKey(_))));
-        assert!(matches!("a in x".parse::<Selector>(), Err(SelectorError::ExpectedList(_))));
-        assert!(matches!("a in ()".parse::<Selector>(), Err(SelectorError::ExpectedList(_))));
-        assert!(matches!("a=b=c".parse::<Selector>(), Err(SelectorError::InvalidValue(_))));
-        assert!(matches!("a foo (x)".parse::<Selector>(), Err(SelectorError::Unparsable(_))));
+        assert!(matches!(
+            "=x".parse::<Selector>(),
+            Err(SelectorError::MissingKey(_))
+        ));
+        assert!(matches!(
+            "a b=c".parse::<Selector>(),
+            Err(SelectorError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            "a in x".parse::<Selector>(),
+            Err(SelectorError::ExpectedList(_))
+        ));
+        assert!(matches!(
+            "a in ()".parse::<Selector>(),
+            Err(SelectorError::ExpectedList(_))
+        ));
+        assert!(matches!(
+            "a=b=c".parse::<Selector>(),
+            Err(SelectorError::InvalidValue(_))
+        ));
+        assert!(matches!(
+            "a foo (x)".parse::<Selector>(),
+            Err(SelectorError::Unparsable(_))
+        ));
         let long = "a=".to_owned() + &"x".repeat(MAX_SELECTOR_LEN);
         assert_eq!(long.parse::<Selector>(), Err(SelectorError::TooLong));
         let many = vec!["a"; MAX_REQUIREMENTS + 1].join(",");
