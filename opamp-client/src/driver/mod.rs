@@ -256,11 +256,11 @@ impl Driver {
                 return true;
             }
             self.handle_requests().await;
-            let (can, deadline) = {
+            let (backing_off, deadline) = {
                 let state = self.shared.state();
-                (state.can_connect(Instant::now()), state.poll_timeout())
+                (state.is_backing_off(Instant::now()), state.poll_timeout())
             };
-            if can {
+            if !backing_off {
                 return false;
             }
             self.wait(deadline).await;

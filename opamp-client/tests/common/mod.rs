@@ -135,6 +135,16 @@ pub fn ack(msg: &AgentToServer) -> ServerToAgent {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        Self::start_inner(None).await
+    }
+
+    /// A server that speaks TLS (`wss://`, `https://`).
+    pub async fn start_tls(tls: opamp_transport::tls::TlsServerSettings) -> TestServer {
+        let acceptor = opamp_transport::tls::TlsAcceptor::from_settings(&tls).unwrap();
+        Self::start_inner(Some(acceptor)).await
+    }
+
+    async fn start_inner(acceptor: Option<opamp_transport::tls::TlsAcceptor>) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::channel(4096);
@@ -151,12 +161,27 @@ impl TestServer {
                     continue;
                 };
                 let inner = Arc::clone(&served);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(req, Arc::clone(&inner)));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .with_upgrades()
-                        .await;
+                    let builder = http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(tcp), service)
+                                .with_upgrades()
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(tls) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let _ = builder
+                                .serve_connection(TokioIo::new(tls), service)
+                                .with_upgrades()
+                                .await;
+                        }
+                    }
                 });
             }
         });
@@ -174,6 +199,15 @@ impl TestServer {
 
     pub fn http_url(&self) -> String {
         format!("http://{}/v1/opamp", self.addr)
+    }
+
+    /// The `wss://` URL under the name `localhost` (what test certificates are issued for).
+    pub fn wss_url(&self) -> String {
+        format!("wss://localhost:{}/v1/opamp", self.addr.port())
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}/v1/opamp", self.addr.port())
     }
 
     /// Changes the script.
