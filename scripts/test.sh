@@ -9,7 +9,7 @@ echo "== cargo test (workspace, all features)"
 cargo test --workspace --all-features --locked
 
 echo "== fuzz targets type-check"
-cargo check --manifest-path fuzz/Cargo.toml --bins --locked
+cargo check --manifest-path fuzz/Cargo.toml --bins
 
 echo "== benches compile"
 cargo bench --workspace --no-run --locked
