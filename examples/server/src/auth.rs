@@ -129,10 +129,10 @@ impl AdminAuth {
         if self.is_open() {
             return Some("local".to_owned());
         }
-        if let (Some(token), Some(given)) = (&self.token, bearer(headers)) {
-            if constant_time_eq(token.as_bytes(), given.as_bytes()) {
-                return Some("api-token".to_owned());
-            }
+        if let (Some(token), Some(given)) = (&self.token, bearer(headers))
+            && constant_time_eq(token.as_bytes(), given.as_bytes())
+        {
+            return Some("api-token".to_owned());
         }
         let password = self.password.as_ref()?;
         let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;

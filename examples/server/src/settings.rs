@@ -472,8 +472,7 @@ mod tests {
         let file = dir.path().join("bad.toml");
         std::fs::write(&file, "unknown_key = 1\n").unwrap();
         assert!(FleetConfig::from_args(["x", "--config", file.to_str().unwrap()]).is_err());
-        let mut c = FleetConfig::default();
-        c.client_ca_cert = Some("ca.pem".into());
+        let c = FleetConfig::default().with_client_ca(Some("ca.pem".into()), None);
         assert!(c.validate().is_err());
         assert!(FleetConfig::default().validate().is_ok());
     }

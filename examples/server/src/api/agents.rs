@@ -40,10 +40,10 @@ pub(crate) async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<AgentList> {
     let selector: Selector = q.selector.parse().map_err(FleetError::from)?;
-    if let Some(st) = &q.status {
-        if !["healthy", "unhealthy", "unknown", "offline"].contains(&st.as_str()) {
-            return Err(FleetError::InvalidRequest(format!("unknown status {st:?}")).into());
-        }
+    if let Some(st) = &q.status
+        && !["healthy", "unhealthy", "unknown", "offline"].contains(&st.as_str())
+    {
+        return Err(FleetError::InvalidRequest(format!("unknown status {st:?}")).into());
     }
     let filter = AgentFilter {
         selector,

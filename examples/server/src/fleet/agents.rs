@@ -106,8 +106,10 @@ impl Fleet {
             dirty.agents.insert(uid.clone());
         }
         let mut fresh = None;
-        if changes.contains(StatusChanges::REMOTE_CONFIG_STATUS) {
-            if let Some(st) = &agent.remote_config_status {
+        if changes.contains(StatusChanges::REMOTE_CONFIG_STATUS)
+            && let Some(st) = &agent.remote_config_status
+        {
+            {
                 tracing::info!(agent = %uid, hash = %st.hash, status = ?st.status, error = %st.error, "remote config status");
                 if st.status == ReportedStatus::Failed {
                     // The configuration that failed is the one this connection was offered

@@ -187,11 +187,11 @@ impl Fleet {
                 Rollout::new(name, &hash, config.version, config.rollout, now),
             );
             dirty.rollouts.insert(name.to_owned());
-        } else if let Some(r) = state.rollouts.get_mut(name) {
-            if r.policy != config.rollout {
-                r.policy = config.rollout;
-                dirty.rollouts.insert(name.to_owned());
-            }
+        } else if let Some(r) = state.rollouts.get_mut(name)
+            && r.policy != config.rollout
+        {
+            r.policy = config.rollout;
+            dirty.rollouts.insert(name.to_owned());
         }
         dirty.merge(state.reconcile_all(now, &self.metrics));
         self.persist(state, &dirty).await?;

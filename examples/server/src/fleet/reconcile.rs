@@ -43,10 +43,10 @@ impl State {
     /// The configuration the agent should have now (see the module docs).
     pub(crate) fn desired_config(&self, agent: &AgentRecord) -> Option<OfferedConfig> {
         let failed = |hash: &str| agent.failed_hashes.contains(hash);
-        if let Some(o) = &agent.override_config {
-            if !failed(&o.hash) {
-                return Some(o.clone());
-            }
+        if let Some(o) = &agent.override_config
+            && !failed(&o.hash)
+        {
+            return Some(o.clone());
         }
         if let Some(c) = self.chosen_config(agent) {
             let admitted = self
@@ -149,11 +149,11 @@ impl State {
                 return;
             }
         }
-        if let Some(agent) = self.agents.get_mut(uid) {
-            if agent.offered.as_ref() != Some(&desired) {
-                agent.offered = Some(desired);
-                dirty.agents.insert(uid.to_owned());
-            }
+        if let Some(agent) = self.agents.get_mut(uid)
+            && agent.offered.as_ref() != Some(&desired)
+        {
+            agent.offered = Some(desired);
+            dirty.agents.insert(uid.to_owned());
         }
     }
 
@@ -205,10 +205,9 @@ fn advance_with_reports(
         if let Some(status) = agents
             .get(uid)
             .and_then(|a| a.remote_config_status.as_ref())
+            && status.hash == r.hash
         {
-            if status.hash == r.hash {
-                r.record_report(uid, &status.report(), now);
-            }
+            r.record_report(uid, &status.report(), now);
         }
     }
     admitted

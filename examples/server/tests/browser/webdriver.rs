@@ -55,10 +55,10 @@ impl Driver {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(v) = driver.request("GET", "/status", None).await {
-                if v["value"]["ready"] == true {
-                    break;
-                }
+            if let Ok(v) = driver.request("GET", "/status", None).await
+                && v["value"]["ready"] == true
+            {
+                break;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
