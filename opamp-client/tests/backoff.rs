@@ -30,7 +30,12 @@ async fn failed_attempts_back_off_exponentially() {
     .unwrap();
     let mut attempts = Vec::new();
     for _ in 0..4 {
-        attempts.push(server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await.at());
+        attempts.push(
+            server
+                .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+                .await
+                .at(),
+        );
     }
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
     for (gap, expected) in gaps.iter().zip([200, 400, 800]) {
@@ -55,14 +60,24 @@ async fn a_broken_working_connection_is_retried_at_once_then_with_backoff() {
             .push_back((StatusCode::INTERNAL_SERVER_ERROR, None))
     });
     server.push(Push::Close).await;
-    let closed = server.next_matching(|s| matches!(s, Seen::WsClosed { .. })).await;
-    let retry = server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await;
+    let closed = server
+        .next_matching(|s| matches!(s, Seen::WsClosed { .. }))
+        .await;
+    let retry = server
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await;
     assert!(
         retry.at() - closed.at() < backoff,
         "reconnected at once, not after the backoff: {:?}",
         retry.at() - closed.at()
     );
-    let next = server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await;
-    assert!(next.at() - retry.at() >= backoff, "then backoff: {:?}", next.at() - retry.at());
+    let next = server
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await;
+    assert!(
+        next.at() - retry.at() >= backoff,
+        "then backoff: {:?}",
+        next.at() - retry.at()
+    );
     client.stop().await.unwrap();
 }

@@ -11,8 +11,8 @@ use common::{HttpReply, Push, Recording, Seen, TestServer};
 use opamp_client::connection_settings::csr::CsrRequest;
 use opamp_client::persistence::{MemoryStateStore, StateStore};
 use opamp_client::proto::{
-    AgentCapabilities, AgentToServer, ConnectionSettingsOffers, ConnectionSettingsStatuses,
-    Header, Headers, OpAmpConnectionSettings, ServerToAgent, TlsCertificate,
+    AgentCapabilities, AgentToServer, ConnectionSettingsOffers, ConnectionSettingsStatuses, Header,
+    Headers, OpAmpConnectionSettings, ServerToAgent, TlsCertificate,
 };
 use opamp_client::state::ConstantBackoff;
 use opamp_client::{Client, ClientSettings};
@@ -65,15 +65,22 @@ async fn websocket_offer_is_tried_applied_and_persisted() {
     let client = Client::start(settings(old.ws_url(), store.clone()), recording.clone()).unwrap();
     old.next_message().await;
 
-    old.push(Push::Message(offer(b"h1", new.ws_url(), "new-token"))).await;
+    old.push(Push::Message(offer(b"h1", new.ws_url(), "new-token")))
+        .await;
     // APPLYING goes out with agent_disconnect, then the old connection closes.
     let bye = old.next_message().await;
     assert!(bye.agent_disconnect.is_some(), "{bye:?}");
-    assert_eq!(status_of(&bye), Some((ConnectionSettingsStatuses::Applying, b"h1".to_vec())));
-    old.next_matching(|s| matches!(s, Seen::WsClosed { .. })).await;
+    assert_eq!(
+        status_of(&bye),
+        Some((ConnectionSettingsStatuses::Applying, b"h1".to_vec()))
+    );
+    old.next_matching(|s| matches!(s, Seen::WsClosed { .. }))
+        .await;
 
     // The new server gets the offered header and the full status...
-    let Seen::Upgrade { headers, .. } = new.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await
+    let Seen::Upgrade { headers, .. } = new
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await
     else {
         unreachable!()
     };
@@ -82,21 +89,34 @@ async fn websocket_offer_is_tried_applied_and_persisted() {
     assert_eq!(first.capabilities, client.capabilities().bits());
     // ... then APPLIED once it answered.
     let applied = new.next_message().await;
-    assert_eq!(status_of(&applied), Some((ConnectionSettingsStatuses::Applied, b"h1".to_vec())));
+    assert_eq!(
+        status_of(&applied),
+        Some((ConnectionSettingsStatuses::Applied, b"h1".to_vec()))
+    );
     assert_eq!(client.connection_params().endpoint, new.ws_url());
-    common::eventually("the outcome callback", || !recording.0.outcomes.lock().unwrap().is_empty())
-        .await;
+    common::eventually("the outcome callback", || {
+        !recording.0.outcomes.lock().unwrap().is_empty()
+    })
+    .await;
     assert_eq!(recording.0.outcomes.lock().unwrap()[0], Ok(()));
-    let persisted = store.load_connection_settings().unwrap().expect("persisted");
+    let persisted = store
+        .load_connection_settings()
+        .unwrap()
+        .expect("persisted");
     assert_eq!(persisted.base_url, old.ws_url());
     assert_eq!(persisted.snapshot.active.endpoint, new.ws_url());
     client.stop().await.unwrap();
 
     // A restart with the same settings goes straight to the new server.
-    let restarted = Client::start(settings(old.ws_url(), store.clone()), Recording::default()).unwrap();
-    new.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await;
+    let restarted =
+        Client::start(settings(old.ws_url(), store.clone()), Recording::default()).unwrap();
+    new.next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await;
     let first = new.next_message().await;
-    assert_eq!(status_of(&first), Some((ConnectionSettingsStatuses::Applied, b"h1".to_vec())));
+    assert_eq!(
+        status_of(&first),
+        Some((ConnectionSettingsStatuses::Applied, b"h1".to_vec()))
+    );
     restarted.stop().await.unwrap();
     old.assert_quiet(Duration::from_millis(300)).await;
 }
@@ -113,22 +133,35 @@ async fn websocket_offer_that_fails_is_reverted_and_reported() {
     let client = Client::start(settings(old.ws_url(), store.clone()), recording.clone()).unwrap();
     old.next_message().await;
 
-    old.push(Push::Message(offer(b"h2", dead.clone(), "t"))).await;
+    old.push(Push::Message(offer(b"h2", dead.clone(), "t")))
+        .await;
     let bye = old.next_message().await;
     assert!(bye.agent_disconnect.is_some());
     // Two failed attempts with the candidate, then back to the old server.
-    old.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await;
+    old.next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await;
     let report = old.next_message().await;
     let report = if status_of(&report).map(|s| s.0) == Some(ConnectionSettingsStatuses::Failed) {
         report
     } else {
         old.next_message().await
     };
-    assert_eq!(status_of(&report), Some((ConnectionSettingsStatuses::Failed, b"h2".to_vec())));
-    assert!(!report.connection_settings_status.unwrap().error_message.is_empty());
+    assert_eq!(
+        status_of(&report),
+        Some((ConnectionSettingsStatuses::Failed, b"h2".to_vec()))
+    );
+    assert!(
+        !report
+            .connection_settings_status
+            .unwrap()
+            .error_message
+            .is_empty()
+    );
     assert_eq!(client.connection_params().endpoint, old.ws_url());
-    common::eventually("the outcome callback", || !recording.0.outcomes.lock().unwrap().is_empty())
-        .await;
+    common::eventually("the outcome callback", || {
+        !recording.0.outcomes.lock().unwrap().is_empty()
+    })
+    .await;
     assert!(recording.0.outcomes.lock().unwrap()[0].is_err());
     let persisted = store.load_connection_settings().unwrap().unwrap();
     assert_eq!(persisted.snapshot.active.endpoint, old.ws_url());
@@ -150,7 +183,10 @@ async fn invalid_offer_is_refused_without_disconnecting() {
         .await;
     let report = server.next_message().await;
     assert!(report.agent_disconnect.is_none());
-    assert_eq!(status_of(&report), Some((ConnectionSettingsStatuses::Failed, b"h3".to_vec())));
+    assert_eq!(
+        status_of(&report),
+        Some((ConnectionSettingsStatuses::Failed, b"h3".to_vec()))
+    );
     // The same offer again is a duplicate: no new report.
     server
         .push(Push::Message(offer(b"h3", "ftp://nowhere/".into(), "t")))
@@ -175,14 +211,20 @@ async fn http_offer_switches_endpoints() {
     .unwrap();
     old.next_message().await;
     let bye = old.next_message().await;
-    assert!(bye.agent_disconnect.is_some(), "SHOULD before switching: {bye:?}");
+    assert!(
+        bye.agent_disconnect.is_some(),
+        "SHOULD before switching: {bye:?}"
+    );
     let Seen::Http { headers, msg, .. } = new.next().await else {
         panic!("expected an HTTP request");
     };
     assert_eq!(headers["x-token"], "tok");
     assert!(msg.agent_disconnect.is_none());
     let applied = new.next_message().await;
-    assert_eq!(status_of(&applied), Some((ConnectionSettingsStatuses::Applied, b"h4".to_vec())));
+    assert_eq!(
+        status_of(&applied),
+        Some((ConnectionSettingsStatuses::Applied, b"h4".to_vec()))
+    );
     client.stop().await.unwrap();
 }
 
@@ -196,7 +238,9 @@ async fn csr_is_generated_sent_and_its_certificate_applied() {
     .unwrap();
     server.next_message().await;
     client
-        .request_client_certificate(CsrRequest::new("opamp-agent").with_instance_uid(client.instance_uid()))
+        .request_client_certificate(
+            CsrRequest::new("opamp-agent").with_instance_uid(client.instance_uid()),
+        )
         .await
         .unwrap();
     let request = server.next_message().await;
@@ -246,6 +290,9 @@ async fn csr_is_generated_sent_and_its_certificate_applied() {
     let params = client.connection_params();
     let cert = params.client_certificate.expect("the certificate is kept");
     assert_eq!(cert.cert_pem, signed.pem());
-    assert!(cert.private_key_pem.contains("PRIVATE KEY"), "combined with the CSR key");
+    assert!(
+        cert.private_key_pem.contains("PRIVATE KEY"),
+        "combined with the CSR key"
+    );
     client.stop().await.unwrap();
 }

@@ -16,7 +16,10 @@ use opamp_client::proto::{AgentCapabilities, PackageStatusEnum, ServerToAgent};
 use opamp_client::{Client, ClientSettings, PackagesSettings};
 use packages_support::{Behaviour, FileServer, content, offer, package};
 
-async fn client_for(server: &TestServer, dir: &std::path::Path) -> (Client, Arc<FsPackagesStateProvider>) {
+async fn client_for(
+    server: &TestServer,
+    dir: &std::path::Path,
+) -> (Client, Arc<FsPackagesStateProvider>) {
     let provider = Arc::new(FsPackagesStateProvider::open(dir).await.unwrap());
     let download = DownloadSettings::default()
         .with_progress_interval(Duration::from_millis(50))
@@ -26,7 +29,9 @@ async fn client_for(server: &TestServer, dir: &std::path::Path) -> (Client, Arc<
             .with_capabilities(
                 AgentCapabilities::ACCEPTS_PACKAGES | AgentCapabilities::REPORTS_PACKAGE_STATUSES,
             )
-            .with_packages(PackagesSettings::new(provider.clone()).with_download_settings(download)),
+            .with_packages(
+                PackagesSettings::new(provider.clone()).with_download_settings(download),
+            ),
         Recording::default(),
     )
     .unwrap();
@@ -42,7 +47,10 @@ async fn wait_for_status(
     loop {
         let msg = server.next_message().await;
         if let Some(statuses) = msg.package_statuses
-            && statuses.packages.get(name).is_some_and(|p| p.status() == status)
+            && statuses
+                .packages
+                .get(name)
+                .is_some_and(|p| p.status() == status)
         {
             return statuses;
         }
@@ -64,7 +72,10 @@ async fn offered_package_is_downloaded_resumed_installed_and_reported() {
     let (client, provider) = client_for(&server, dir.path()).await;
     server.next_message().await;
 
-    let available = offer("all-1", vec![("agent", package(&files, "/agent.tgz", "1.2.3", &data))]);
+    let available = offer(
+        "all-1",
+        vec![("agent", package(&files, "/agent.tgz", "1.2.3", &data))],
+    );
     server
         .push(Push::Message(ServerToAgent {
             packages_available: Some(available),
@@ -72,16 +83,24 @@ async fn offered_package_is_downloaded_resumed_installed_and_reported() {
         }))
         .await;
     let statuses = wait_for_status(&server, "agent", PackageStatusEnum::Installed).await;
-    assert_eq!(statuses.server_provided_all_packages_hash.as_ref(), b"all-1");
+    assert_eq!(
+        statuses.server_provided_all_packages_hash.as_ref(),
+        b"all-1"
+    );
     assert_eq!(statuses.packages["agent"].agent_has_version, "1.2.3");
-    let installed = tokio::fs::read(provider.content_path("agent").unwrap()).await.unwrap();
+    let installed = tokio::fs::read(provider.content_path("agent").unwrap())
+        .await
+        .unwrap();
     assert_eq!(installed, data.as_ref());
     let ranges: Vec<_> = files
         .requests_for("/agent.tgz")
         .iter()
         .filter_map(|r| r.range().map(str::to_owned))
         .collect();
-    assert!(!ranges.is_empty(), "the interrupted transfer was resumed with Range");
+    assert!(
+        !ranges.is_empty(),
+        "the interrupted transfer was resumed with Range"
+    );
     client.stop().await.unwrap();
 }
 

@@ -29,7 +29,9 @@ fn health() -> ComponentHealth {
 
 fn settings(url: String) -> ClientSettings {
     ClientSettings::new(url)
-        .with_capabilities(AgentCapabilities::REPORTS_HEALTH | AgentCapabilities::ACCEPTS_REMOTE_CONFIG)
+        .with_capabilities(
+            AgentCapabilities::REPORTS_HEALTH | AgentCapabilities::ACCEPTS_REMOTE_CONFIG,
+        )
         .with_agent_description(description())
         .with_health(health())
         .with_custom_capabilities(["io.example.cap"])
@@ -49,7 +51,12 @@ async fn websocket_report_full_state_resends_everything() {
     let client = Client::start(settings(server.ws_url()), Recording::default()).unwrap();
     let first = server.next_message().await;
     assert_eq!(first.health, Some(health()));
-    client.set_health(ComponentHealth { healthy: false, ..health() }).unwrap();
+    client
+        .set_health(ComponentHealth {
+            healthy: false,
+            ..health()
+        })
+        .unwrap();
     let second = server.next_message().await;
     assert!(second.agent_description.is_none(), "compressed: {second:?}");
     assert!(second.custom_capabilities.is_none());
@@ -58,8 +65,17 @@ async fn websocket_report_full_state_resends_everything() {
     let full = server.next_message().await;
     assert_eq!(full.sequence_num, 3);
     assert_eq!(full.agent_description, Some(description()));
-    assert_eq!(full.health, Some(ComponentHealth { healthy: false, ..health() }));
-    assert_eq!(full.custom_capabilities.unwrap().capabilities, ["io.example.cap"]);
+    assert_eq!(
+        full.health,
+        Some(ComponentHealth {
+            healthy: false,
+            ..health()
+        })
+    );
+    assert_eq!(
+        full.custom_capabilities.unwrap().capabilities,
+        ["io.example.cap"]
+    );
     assert_eq!(full.capabilities, client.capabilities().bits());
     server.assert_quiet(Duration::from_millis(400)).await;
     client.stop().await.unwrap();
@@ -97,8 +113,10 @@ async fn a_message_that_changes_nothing_is_not_answered() {
     for _ in 0..3 {
         server.push(Push::Message(offer.clone())).await;
     }
-    common::eventually("three offers delivered", || recording.0.messages.lock().unwrap().len() == 3)
-        .await;
+    common::eventually("three offers delivered", || {
+        recording.0.messages.lock().unwrap().len() == 3
+    })
+    .await;
     server.assert_quiet(Duration::from_millis(500)).await;
     client.stop().await.unwrap();
 }

@@ -37,19 +37,25 @@ fn settings(url: String, counter: Arc<AtomicUsize>) -> ClientSettings {
 async fn websocket_attempts_each_get_fresh_provider_headers() {
     let server = TestServer::start().await;
     server.script(|s| {
-        s.upgrade_refusals.push_back((StatusCode::UNAUTHORIZED, None));
-        s.upgrade_refusals.push_back((StatusCode::UNAUTHORIZED, None));
+        s.upgrade_refusals
+            .push_back((StatusCode::UNAUTHORIZED, None));
+        s.upgrade_refusals
+            .push_back((StatusCode::UNAUTHORIZED, None));
     });
     let counter = Arc::new(AtomicUsize::new(0));
     let client = Client::start(settings(server.ws_url(), counter), Recording::default()).unwrap();
     for n in 1..=3 {
-        let Seen::Upgrade { headers, .. } =
-            server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await
+        let Seen::Upgrade { headers, .. } = server
+            .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+            .await
         else {
             unreachable!()
         };
         assert_eq!(headers["x-api-key"], "secret-key");
-        assert_eq!(headers[header::AUTHORIZATION], format!("Bearer token-{n}").as_str());
+        assert_eq!(
+            headers[header::AUTHORIZATION],
+            format!("Bearer token-{n}").as_str()
+        );
     }
     server.next_message().await;
     client.stop().await.unwrap();
@@ -72,7 +78,10 @@ async fn http_requests_each_get_fresh_provider_headers_and_the_instance_uid() {
             panic!("expected an HTTP request");
         };
         assert_eq!(headers["x-api-key"], "secret-key");
-        assert_eq!(headers[header::AUTHORIZATION], format!("Bearer token-{n}").as_str());
+        assert_eq!(
+            headers[header::AUTHORIZATION],
+            format!("Bearer token-{n}").as_str()
+        );
         assert_eq!(headers["opamp-instance-uid"], uid.as_str());
         assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
         assert_eq!(headers[header::CONTENT_ENCODING], "gzip");

@@ -41,12 +41,17 @@ async fn websocket_heartbeats_only_with_the_capability() {
     server.next_message().await;
     server.assert_quiet(Duration::from_millis(800)).await;
 
-    client.set_capabilities(AgentCapabilities::REPORTS_HEARTBEAT).unwrap();
+    client
+        .set_capabilities(AgentCapabilities::REPORTS_HEARTBEAT)
+        .unwrap();
     let changed = server.next().await;
     let beat = server.next().await;
     assert!(beat.at() - changed.at() >= Duration::from_millis(100));
     let beat = beat.message().unwrap();
-    assert!(beat.agent_description.is_none() && beat.health.is_none(), "{beat:?}");
+    assert!(
+        beat.agent_description.is_none() && beat.health.is_none(),
+        "{beat:?}"
+    );
     assert_eq!(beat.capabilities, client.capabilities().bits());
     client.stop().await.unwrap();
 }
@@ -65,7 +70,11 @@ async fn websocket_server_offered_interval_wins() {
     server.push(Push::Message(offer(1))).await;
     let a = server.next().await;
     let b = server.next().await;
-    assert!(b.at() - a.at() >= Duration::from_millis(500), "{:?}", b.at() - a.at());
+    assert!(
+        b.at() - a.at() >= Duration::from_millis(500),
+        "{:?}",
+        b.at() - a.at()
+    );
     client.stop().await.unwrap();
 }
 
@@ -81,13 +90,23 @@ async fn http_polls_at_the_interval_and_the_server_offer_wins() {
     .unwrap();
     let first = server.next().await;
     let poll = server.next().await;
-    assert!(poll.at() - first.at() >= Duration::from_millis(150), "{first:?} {poll:?}");
+    assert!(
+        poll.at() - first.at() >= Duration::from_millis(150),
+        "{first:?} {poll:?}"
+    );
     let polled = poll.message().unwrap();
-    assert!(polled.agent_description.is_none(), "a poll carries no status: {polled:?}");
+    assert!(
+        polled.agent_description.is_none(),
+        "a poll carries no status: {polled:?}"
+    );
 
     server.script(|s| s.http_replies.push_back(HttpReply::Message(offer(1))));
     let offered_at = server.next().await.at();
     let next = server.next().await;
-    assert!(next.at() - offered_at >= Duration::from_millis(500), "{:?}", next.at() - offered_at);
+    assert!(
+        next.at() - offered_at >= Duration::from_millis(500),
+        "{:?}",
+        next.at() - offered_at
+    );
     client.stop().await.unwrap();
 }

@@ -37,20 +37,36 @@ async fn websocket_new_instance_uid_is_adopted_persisted_and_kept_after_restart(
     };
     let client = Client::start(settings(), recording.clone()).unwrap();
     let generated = client.instance_uid();
-    assert_eq!(generated.to_uuid().get_version_num(), 7, "a UUIDv7 by default");
-    assert_eq!(store.load_instance_uid().unwrap(), Some(generated), "persisted at start");
+    assert_eq!(
+        generated.to_uuid().get_version_num(),
+        7,
+        "a UUIDv7 by default"
+    );
+    assert_eq!(
+        store.load_instance_uid().unwrap(),
+        Some(generated),
+        "persisted at start"
+    );
     let first = server.next_message().await;
     assert_eq!(first.instance_uid, generated.to_bytes());
     assert_eq!(first.flags, 1, "RequestInstanceUid");
 
     let assigned = InstanceUid::new_v7();
     server.push(Push::Message(assign(assigned))).await;
-    common::eventually("the callback", || recording.0.uids.lock().unwrap().len() == 1).await;
+    common::eventually("the callback", || {
+        recording.0.uids.lock().unwrap().len() == 1
+    })
+    .await;
     assert_eq!(recording.0.uids.lock().unwrap()[0], assigned);
     assert_eq!(client.instance_uid(), assigned);
     assert_eq!(store.load_instance_uid().unwrap(), Some(assigned));
 
-    client.set_health(ComponentHealth { healthy: true, ..Default::default() }).unwrap();
+    client
+        .set_health(ComponentHealth {
+            healthy: true,
+            ..Default::default()
+        })
+        .unwrap();
     let next = server.next_message().await;
     assert_eq!(next.instance_uid, assigned.to_bytes());
     assert_eq!(next.flags, 0, "RequestInstanceUid cleared");
@@ -72,7 +88,10 @@ async fn http_new_instance_uid_is_used_from_the_next_request() {
     let configured = InstanceUid::new_v7();
     let assigned = InstanceUid::new_v7();
     let server = TestServer::start().await;
-    server.script(|s| s.http_replies.push_back(HttpReply::Message(assign(assigned))));
+    server.script(|s| {
+        s.http_replies
+            .push_back(HttpReply::Message(assign(assigned)))
+    });
     let client = Client::start(
         ClientSettings::new(server.http_url())
             .with_instance_uid(configured)

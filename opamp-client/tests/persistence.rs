@@ -32,14 +32,23 @@ async fn remote_config_status_survives_a_restart() {
         error_message: String::new(),
     };
     client.set_remote_config_status(applied.clone()).unwrap();
-    assert_eq!(server.next_message().await.remote_config_status, Some(applied.clone()));
+    assert_eq!(
+        server.next_message().await.remote_config_status,
+        Some(applied.clone())
+    );
     client.stop().await.unwrap();
-    assert_eq!(store.load_remote_config_status().unwrap(), Some(applied.clone()));
+    assert_eq!(
+        store.load_remote_config_status().unwrap(),
+        Some(applied.clone())
+    );
 
     let restarted = Client::start(settings(), Recording::default()).unwrap();
     let report = server
         .next_matching(|s| s.message().is_some_and(|m| m.agent_disconnect.is_none()))
         .await;
-    assert_eq!(report.message().unwrap().remote_config_status, Some(applied));
+    assert_eq!(
+        report.message().unwrap().remote_config_status,
+        Some(applied)
+    );
     restarted.stop().await.unwrap();
 }

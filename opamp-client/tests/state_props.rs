@@ -13,8 +13,8 @@
 use std::time::{Duration, Instant};
 
 use opamp_client::proto::{
-    AgentCapabilities as Caps, AgentDescription, AgentRemoteConfig, AgentToServer,
-    ComponentHealth, InstanceUid, KeyValue, RemoteConfigStatus, RetryInfo, ServerErrorResponse,
+    AgentCapabilities as Caps, AgentDescription, AgentRemoteConfig, AgentToServer, ComponentHealth,
+    InstanceUid, KeyValue, RemoteConfigStatus, RetryInfo, ServerErrorResponse,
     ServerErrorResponseType, ServerToAgent, ServerToAgentFlags, server_error_response,
 };
 use opamp_client::state::{ClientState, ConstantBackoff, Failure, StateConfig, Transport};
@@ -94,7 +94,11 @@ struct View<T> {
 
 impl<T> Default for View<T> {
     fn default() -> Self {
-        View { seq: 0, value: None, rejected: false }
+        View {
+            seq: 0,
+            value: None,
+            rejected: false,
+        }
     }
 }
 
@@ -111,13 +115,22 @@ impl Server {
             if let Some(value) = value
                 && seq > view.seq
             {
-                *view = View { seq, value: Some(value.clone()), rejected };
+                *view = View {
+                    seq,
+                    value: Some(value.clone()),
+                    rejected,
+                };
             }
         }
         let seq = msg.sequence_num;
         put(&mut self.description, &msg.agent_description, seq, rejected);
         put(&mut self.health, &msg.health, seq, rejected);
-        put(&mut self.remote_config_status, &msg.remote_config_status, seq, rejected);
+        put(
+            &mut self.remote_config_status,
+            &msg.remote_config_status,
+            seq,
+            rejected,
+        );
     }
 }
 
@@ -154,7 +167,10 @@ fn answer(reply: Reply) -> ServerToAgent {
 
 /// Whether handling `reply` may legitimately make a report due.
 fn changes_something(reply: Reply) -> bool {
-    matches!(reply, Reply::FullState | Reply::Unavailable(_) | Reply::BadRequest)
+    matches!(
+        reply,
+        Reply::FullState | Reply::Unavailable(_) | Reply::BadRequest
+    )
 }
 
 struct Harness {
@@ -216,7 +232,10 @@ impl Harness {
                 "{reply:?} changed nothing but a report is due"
             );
             if self.state.is_connected() {
-                assert!(self.state.poll_message(self.now).is_none(), "answered {reply:?}");
+                assert!(
+                    self.state.poll_message(self.now).is_none(),
+                    "answered {reply:?}"
+                );
             }
         }
     }
@@ -261,7 +280,11 @@ impl Harness {
                 self.remote_config_status = Some(s);
             }
             Op::HealthCapability(on) => {
-                let caps = if on { CAPS | Caps::REPORTS_HEALTH } else { CAPS };
+                let caps = if on {
+                    CAPS | Caps::REPORTS_HEALTH
+                } else {
+                    CAPS
+                };
                 self.state.set_capabilities(caps);
             }
             Op::Send(outcome) => {
@@ -386,7 +409,8 @@ impl Harness {
                     }
                 }
             }
-            if !self.state.has_pending() && self.state.is_connected() && self.in_transit.is_empty() {
+            if !self.state.has_pending() && self.state.is_connected() && self.in_transit.is_empty()
+            {
                 return;
             }
         }

@@ -39,7 +39,15 @@ async fn websocket_change_made_while_disconnected_arrives_after_reconnect() {
     });
     server.push(Push::Close).await;
     server
-        .next_matching(|s| matches!(s, Seen::Upgrade { refused: Some(_), .. }))
+        .next_matching(|s| {
+            matches!(
+                s,
+                Seen::Upgrade {
+                    refused: Some(_),
+                    ..
+                }
+            )
+        })
         .await;
     client.set_health(health("degraded")).unwrap();
     client.set_health(health("down")).unwrap();
@@ -47,7 +55,11 @@ async fn websocket_change_made_while_disconnected_arrives_after_reconnect() {
         .next_matching(|s| matches!(s, Seen::Upgrade { refused: None, .. }))
         .await;
     let report = server.next_message().await;
-    assert_eq!(report.health, Some(health("down")), "the latest value, once");
+    assert_eq!(
+        report.health,
+        Some(health("down")),
+        "the latest value, once"
+    );
     client.stop().await.unwrap();
 }
 
@@ -72,7 +84,11 @@ async fn http_change_in_a_failed_request_is_sent_again() {
     client.set_health(health("down")).unwrap();
     for _ in 0..3 {
         let msg = server.next_message().await;
-        assert_eq!(msg.health, Some(health("down")), "sent until answered: {msg:?}");
+        assert_eq!(
+            msg.health,
+            Some(health("down")),
+            "sent until answered: {msg:?}"
+        );
     }
     server.assert_quiet(Duration::from_millis(500)).await;
     client.stop().await.unwrap();
@@ -90,11 +106,19 @@ async fn websocket_report_written_into_a_half_open_connection_is_resent() {
         Recording::default(),
     )
     .unwrap();
-    let silent = server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await;
+    let silent = server
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await;
     // The silent server never answers pings: the client replaces the connection.
-    let replaced = server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await;
+    let replaced = server
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await;
     assert!(replaced.at() - silent.at() >= Duration::from_millis(700));
     let report = server.next_message().await;
-    assert_eq!(report.health, Some(health("ok")), "the unanswered report is sent again");
+    assert_eq!(
+        report.health,
+        Some(health("ok")),
+        "the unanswered report is sent again"
+    );
     client.stop().await.unwrap();
 }

@@ -31,7 +31,10 @@ async fn websocket_stop_sends_agent_disconnect_then_close() {
     assert_eq!(first.sequence_num, 1);
     assert_eq!(first.agent_description, Some(description()));
     assert!(first.agent_disconnect.is_none());
-    common::eventually("on_connect", || recording.0.connects.load(Ordering::SeqCst) == 1).await;
+    common::eventually("on_connect", || {
+        recording.0.connects.load(Ordering::SeqCst) == 1
+    })
+    .await;
 
     client.stop().await.unwrap();
     recording.0.stopped.store(true, Ordering::SeqCst);
@@ -63,7 +66,10 @@ async fn http_stop_sends_agent_disconnect() {
     .unwrap();
     let first = server.next_message().await;
     assert_eq!(first.agent_description, Some(description()));
-    common::eventually("on_connect", || recording.0.connects.load(Ordering::SeqCst) == 1).await;
+    common::eventually("on_connect", || {
+        recording.0.connects.load(Ordering::SeqCst) == 1
+    })
+    .await;
 
     client.stop().await.unwrap();
     recording.0.stopped.store(true, Ordering::SeqCst);

@@ -38,7 +38,9 @@ async fn mtls_server(dir: &Path) -> TestServer {
             PemSource::file(dir.join("server.crt")),
             PemSource::file(dir.join("server.key")),
         )
-        .with_client_auth(ClientAuth::Required(vec![PemSource::file(dir.join("ca.crt"))])),
+        .with_client_auth(ClientAuth::Required(vec![PemSource::file(
+            dir.join("ca.crt"),
+        )])),
     )
     .await
 }
@@ -70,7 +72,9 @@ async fn wss_with_client_certificate() {
         Recording::default(),
     )
     .unwrap();
-    let Seen::Upgrade { headers, .. } = server.next_matching(|s| matches!(s, Seen::Upgrade { .. })).await
+    let Seen::Upgrade { headers, .. } = server
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await
     else {
         unreachable!()
     };

@@ -577,8 +577,7 @@ impl ClientState {
     /// Whether a retry delay is running at `now` (after a failed attempt or throttling): no
     /// connection attempt or request should start before [`poll_timeout`](Self::poll_timeout).
     pub fn is_backing_off(&self, now: Instant) -> bool {
-        !self.stopped
-            && matches!(self.link, Link::Disconnected { retry_at: Some(at) } if at > now)
+        !self.stopped && matches!(self.link, Link::Disconnected { retry_at: Some(at) } if at > now)
     }
 
     /// A connection attempt starts.

@@ -4,7 +4,7 @@
 //! answers through [`TestServer::control`] and watches what the client did through
 //! [`TestServer::next`].
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::large_enum_variant)]
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -286,10 +286,12 @@ async fn handle(
                 at: Instant::now(),
             })
             .await;
-        return Ok(match reply.unwrap_or_else(|| HttpReply::Message(ack(&msg))) {
-            HttpReply::Message(reply) => protobuf_response(&reply, false, &limits).unwrap(),
-            HttpReply::Status(status, retry_after) => error_response(status, retry_after),
-        });
+        return Ok(
+            match reply.unwrap_or_else(|| HttpReply::Message(ack(&msg))) {
+                HttpReply::Message(reply) => protobuf_response(&reply, false, &limits).unwrap(),
+                HttpReply::Status(status, retry_after) => error_response(status, retry_after),
+            },
+        );
     }
     let conn = inner.conns.fetch_add(1, Ordering::SeqCst);
     let (refusal, silent) = {
