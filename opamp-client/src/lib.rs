@@ -122,6 +122,9 @@ pub mod persistence;
 pub mod settings;
 pub mod state;
 
+/// The attribute macro to implement [`Callbacks`] (and the other async traits of this crate)
+/// without depending on `async-trait` directly: `#[opamp_client::async_trait]`.
+pub use async_trait::async_trait;
 pub use callbacks::{CallbackError, Callbacks, MessageData, NoopCallbacks};
 pub use client::{Client, CustomMessageSent};
 pub use error::Error;
