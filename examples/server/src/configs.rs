@@ -17,7 +17,7 @@
 //!
 //! files.insert(String::new(), ConfigFile::yaml("receivers: [otlp"));
 //! let err = validate_files(&files).unwrap_err();
-//! assert!(err.to_string().contains("line 1"));
+//! assert!(err.to_string().contains("not valid YAML"));
 //! # Ok::<(), opamp_fleet_server::configs::ConfigError>(())
 //! ```
 
