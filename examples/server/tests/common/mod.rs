@@ -300,7 +300,15 @@ pub struct TestAgent {
 impl TestAgent {
     /// A WebSocket agent; fails if the upgrade is refused.
     pub async fn ws(url: &str, spec: AgentSpec) -> Result<Self, opamp_transport::Error> {
-        let mut options = WsConnectOptions::default();
+        Self::ws_with(url, spec, WsConnectOptions::default()).await
+    }
+
+    /// A WebSocket agent with connection options (TLS, headers).
+    pub async fn ws_with(
+        url: &str,
+        spec: AgentSpec,
+        mut options: WsConnectOptions,
+    ) -> Result<Self, opamp_transport::Error> {
         if let Some(k) = &spec.api_key {
             options = options.with_header("x-api-key".parse().unwrap(), k.parse().unwrap());
         }
