@@ -87,6 +87,7 @@ impl Client {
             headers,
             header_provider,
             tls,
+            proxy,
             instance_uid,
             request_instance_uid,
             capabilities,
@@ -157,6 +158,10 @@ impl Client {
         }
 
         // OpAMP connection settings: persisted ones win if they grew from the same URL.
+        let mut initial = OpampConnectionParams::new(server_url.clone());
+        if let Some(proxy) = proxy {
+            initial = initial.with_proxy(proxy);
+        }
         let stored = store.and_then(|s| load("connection settings", s.load_connection_settings()));
         let manager = match stored {
             Some(persisted) if persisted.base_url == server_url => {
@@ -164,9 +169,9 @@ impl Client {
             }
             Some(_) => {
                 tracing::info!("the server URL changed: discarding persisted connection settings");
-                ConnectionSettingsManager::new(OpampConnectionParams::new(server_url.clone()))
+                ConnectionSettingsManager::new(initial)
             }
-            None => ConnectionSettingsManager::new(OpampConnectionParams::new(server_url.clone())),
+            None => ConnectionSettingsManager::new(initial),
         }
         .with_merge_options(connection_settings)
         .with_max_candidate_attempts(connection_settings_attempts);

@@ -54,6 +54,10 @@ pub enum Error {
         /// The `Retry-After` delay, when the server sent a valid one.
         retry_after: Option<std::time::Duration>,
     },
+    /// Connecting through a proxy failed (the proxy is unreachable, refused the tunnel, or
+    /// answered something else than HTTP/1).
+    #[error("proxy: {0}")]
+    Proxy(String),
     /// Reading or writing persisted state failed.
     #[error("cannot {operation} persisted state at {path}")]
     Persistence {

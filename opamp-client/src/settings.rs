@@ -13,7 +13,7 @@ use opamp_proto::{
 use opamp_transport::tls::TlsClientSettings;
 
 use crate::callbacks::CallbackError;
-use crate::connection_settings::MergeOptions;
+use crate::connection_settings::{MergeOptions, ProxyParams};
 use crate::packages::{DownloadSettings, PackagesStateProvider, SignatureVerifier};
 use crate::persistence::StateStore;
 use crate::state::{
@@ -119,6 +119,9 @@ pub struct ClientSettings {
     pub header_provider: Option<Arc<dyn HeaderProvider>>,
     /// TLS for `wss://` and `https://`: trusted CAs, client certificate, crypto provider.
     pub tls: TlsClientSettings,
+    /// An HTTP `CONNECT` proxy to reach the server through (`http://host:port`). The server
+    /// may offer another one in OpAMP connection settings.
+    pub proxy: Option<ProxyParams>,
     /// The instance UID. `None`: the persisted one, else a new UUIDv7 (then persisted).
     pub instance_uid: Option<InstanceUid>,
     /// Ask the server to assign the instance UID (`RequestInstanceUid`).
@@ -180,6 +183,7 @@ impl fmt::Debug for ClientSettings {
             .field("headers", &header_names)
             .field("header_provider", &self.header_provider.is_some())
             .field("tls", &self.tls)
+            .field("proxy", &self.proxy)
             .field("instance_uid", &self.instance_uid)
             .field("request_instance_uid", &self.request_instance_uid)
             .field("capabilities", &self.capabilities)
@@ -210,6 +214,7 @@ impl ClientSettings {
             headers: HeaderMap::new(),
             header_provider: None,
             tls: TlsClientSettings::default(),
+            proxy: None,
             instance_uid: None,
             request_instance_uid: false,
             capabilities: AgentCapabilities::REPORTS_STATUS,
@@ -272,6 +277,13 @@ impl ClientSettings {
     #[must_use]
     pub fn with_tls(mut self, tls: TlsClientSettings) -> Self {
         self.tls = tls;
+        self
+    }
+
+    /// Connects through an HTTP `CONNECT` proxy.
+    #[must_use]
+    pub fn with_proxy(mut self, proxy: ProxyParams) -> Self {
+        self.proxy = Some(proxy);
         self
     }
 
@@ -431,6 +443,14 @@ impl ClientSettings {
     /// text, interval sanity.
     pub(crate) fn validate(&self) -> Result<(), crate::Error> {
         crate::driver::transport_of(&self.server_url)?;
+        if let Some(proxy) = &self.proxy
+            && !crate::driver::proxy_supported(&proxy.url)
+        {
+            return Err(crate::Error::InvalidSettings(format!(
+                "proxy {:?}: only http:// (CONNECT) proxies are supported",
+                proxy.url
+            )));
+        }
         for (name, value) in &self.headers {
             if value.to_str().is_err() {
                 return Err(crate::Error::InvalidSettings(format!(

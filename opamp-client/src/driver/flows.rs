@@ -50,9 +50,14 @@ impl Driver {
             status: ConnectionSettingsStatuses::Failed as i32,
             error_message: error,
         };
-        if settings.proxy.is_some() {
-            let error = "connecting through a proxy is not supported by this client".to_owned();
-            tracing::warn!("refusing OpAMP connection settings with a proxy");
+        if let Some(proxy) = &settings.proxy
+            && !super::proxy::supported(&proxy.url)
+        {
+            let error = format!(
+                "proxy {:?} is not supported: only http:// (CONNECT) proxies are",
+                proxy.url
+            );
+            tracing::warn!(%error, "refusing OpAMP connection settings");
             self.report_connection_settings_status(refuse(error.clone()));
             self.callbacks
                 .on_opamp_connection_settings_outcome(Err(&error))

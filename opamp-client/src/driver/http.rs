@@ -7,10 +7,17 @@ use opamp_proto::{AgentToServer, InstanceUid, ServerToAgent};
 use opamp_transport::codec::http::ContentEncoding;
 use opamp_transport::http::{HttpClient, HttpClientSettings, HttpRequestOptions};
 
-use super::{Driver, Outcome, failure_of, headers, tls};
+use super::{Driver, Outcome, failure_of, headers, proxy, tls};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
 use crate::state::Failure;
+
+/// How requests reach the server: the transport's pooled client, or a tunnel through a proxy
+/// per request (with the TLS configuration to use inside it).
+enum HttpLink {
+    Direct(HttpClient),
+    Proxied(Option<std::sync::Arc<opamp_transport::tls::rustls::ClientConfig>>),
+}
 
 impl Driver {
     /// Polls and reports over plain HTTP with `params` until they change or the client stops.
@@ -102,18 +109,26 @@ impl Driver {
         }
     }
 
-    fn http_client(&self, params: &OpampConnectionParams) -> Result<HttpClient, Error> {
+    fn http_client(&self, params: &OpampConnectionParams) -> Result<HttpLink, Error> {
+        let tls = if params.endpoint.to_ascii_lowercase().starts_with("https:") {
+            Some(tls::client_config(&self.config.tls, params)?)
+        } else {
+            None
+        };
+        if params.proxy.is_some() {
+            return Ok(HttpLink::Proxied(tls));
+        }
         let mut settings =
             HttpClientSettings::default().with_connect_timeout(self.config.connect_timeout);
-        if params.endpoint.to_ascii_lowercase().starts_with("https:") {
-            settings = settings.with_tls(tls::client_config(&self.config.tls, params)?);
+        if let Some(tls) = tls {
+            settings = settings.with_tls(tls);
         }
-        Ok(HttpClient::new(&settings))
+        Ok(HttpLink::Direct(HttpClient::new(&settings)))
     }
 
     async fn http_exchange(
         &self,
-        client: &HttpClient,
+        client: &HttpLink,
         params: &OpampConnectionParams,
         msg: &AgentToServer,
         uid: InstanceUid,
@@ -129,13 +144,32 @@ impl Driver {
         } else {
             ContentEncoding::Identity
         };
+        tracing::trace!(sequence_num = msg.sequence_num, "POST AgentToServer");
+        let client = match client {
+            HttpLink::Direct(client) => client,
+            HttpLink::Proxied(tls) => {
+                let Some(proxy) = params.proxy.as_ref() else {
+                    return Err(Error::InvalidSettings("no proxy to connect through".into()));
+                };
+                let exchange = proxy::HttpExchange {
+                    endpoint: &params.endpoint,
+                    proxy,
+                    tls: tls.clone(),
+                    headers,
+                    instance_uid: uid.to_string(),
+                    compression,
+                    limits: self.config.limits,
+                    timeout: self.config.request_timeout,
+                };
+                return proxy::http_round_trip(exchange, msg).await;
+            }
+        };
         let options = HttpRequestOptions::default()
             .with_limits(self.config.limits)
             .with_compression(compression)
             .with_instance_uid(uid.to_string())
             .with_headers(headers)
             .with_timeout(self.config.request_timeout);
-        tracing::trace!(sequence_num = msg.sequence_num, "POST AgentToServer");
         let response = client
             .round_trip::<_, ServerToAgent>(&params.endpoint, msg, &options)
             .await?;
@@ -144,7 +178,7 @@ impl Driver {
 
     /// The last request before stopping or switching settings carries `agent_disconnect`
     /// (spec §"Closing Connection", plain HTTP: SHOULD).
-    async fn http_disconnect(&self, client: &HttpClient, params: &OpampConnectionParams) {
+    async fn http_disconnect(&self, client: &HttpLink, params: &OpampConnectionParams) {
         let (msg, uid) = {
             let mut state = self.shared.state();
             (

@@ -12,6 +12,7 @@ mod flows;
 mod headers;
 mod http;
 mod packages;
+mod proxy;
 mod shared;
 mod tls;
 mod ws;
@@ -23,6 +24,7 @@ use ::http::HeaderMap;
 use opamp_transport::codec::Limits;
 use opamp_transport::tls::TlsClientSettings;
 
+pub(crate) use proxy::supported as proxy_supported;
 pub(crate) use shared::Shared;
 
 use crate::callbacks::Callbacks;

@@ -8,7 +8,7 @@ use opamp_transport::MaybeTlsStream;
 use opamp_transport::ws::{self, ClientWsConnection, CloseCode, WsConfig, WsConnectOptions};
 use opamp_transport::ws::{WsReceiver, WsSender};
 
-use super::{Driver, Outcome, failure_of, headers, sleep_until, tls};
+use super::{Driver, Outcome, failure_of, headers, proxy, sleep_until, tls};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
 use crate::state::Failure;
@@ -91,12 +91,29 @@ impl Driver {
             self.config.header_provider.as_ref(),
         )
         .await?;
+        let config = WsConfig::default().with_limits(self.config.limits);
+        let tls = if params.endpoint.to_ascii_lowercase().starts_with("wss:") {
+            Some(tls::client_config(&self.config.tls, params)?)
+        } else {
+            None
+        };
+        if let Some(proxy) = &params.proxy {
+            return proxy::ws_connect(
+                &params.endpoint,
+                proxy,
+                tls,
+                headers,
+                config,
+                self.config.connect_timeout,
+            )
+            .await;
+        }
         let mut options = WsConnectOptions::default()
-            .with_config(WsConfig::default().with_limits(self.config.limits))
+            .with_config(config)
             .with_headers(headers)
             .with_connect_timeout(self.config.connect_timeout);
-        if params.endpoint.to_ascii_lowercase().starts_with("wss:") {
-            options = options.with_tls(tls::client_config(&self.config.tls, params)?);
+        if let Some(tls) = tls {
+            options = options.with_tls(tls);
         }
         let (connection, _response) = ws::connect(&params.endpoint, &options).await?;
         Ok(connection)
