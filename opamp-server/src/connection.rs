@@ -59,6 +59,9 @@ pub(crate) struct ConnState {
     pub(crate) agent: AgentState,
     prepared: VecDeque<PreparedMessage>,
     close: Option<CloseRequest>,
+    /// The encoded WebSocket acknowledgement (header + `instance_uid` only), reused for every
+    /// bare reply such as the answer to a heartbeat.
+    ack: Option<Bytes>,
 }
 
 /// A request to close the connection, performed by its task (WebSocket) or by the server
@@ -95,6 +98,7 @@ impl Connection {
                     agent,
                     prepared: VecDeque::new(),
                     close: None,
+                    ack: None,
                 }),
                 wake: Notify::new(),
                 serial: tokio::sync::Mutex::new(()),
@@ -317,6 +321,24 @@ impl Connection {
         state.prepared.push_back(prepared);
     }
 
+    /// The WebSocket payload of a bare acknowledgement carrying `uid` (16 bytes), encoded once
+    /// per connection.
+    pub(crate) fn ack_frame(&self, uid: &[u8]) -> Bytes {
+        let mut state = self.lock();
+        match &state.ack {
+            Some(frame) if frame.get(3..) == Some(uid) => frame.clone(),
+            _ => {
+                let mut frame = Vec::with_capacity(3 + uid.len());
+                // WebSocket header 0, then field 1 (instance_uid, LEN) of 16 bytes.
+                frame.extend_from_slice(&[0x00, 0x0A, 0x10]);
+                frame.extend_from_slice(uid);
+                let frame = Bytes::from(frame);
+                state.ack = Some(frame.clone());
+                frame
+            }
+        }
+    }
+
     /// The next thing for the WebSocket writer to send, if any.
     pub(crate) fn next_outgoing(&self) -> Option<Outgoing> {
         let mut state = self.lock();
@@ -354,5 +376,96 @@ impl fmt::Debug for Connection {
             .field("instance_uid", &self.instance_uid())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callbacks::NoopConnectionCallbacks;
+    use crate::state::StateConfig;
+    use opamp_transport::codec::{Limits, decode_ws_message};
+
+    fn conn() -> Connection {
+        Connection::new(
+            1,
+            TransportKind::WebSocket,
+            None,
+            Arc::new(NoopConnectionCallbacks),
+            AgentState::new(Arc::new(StateConfig::default()), Instant::now()),
+            Weak::new(),
+        )
+    }
+
+    #[test]
+    fn ack_frame_is_a_bare_reply_and_follows_the_uid() {
+        let conn = conn();
+        for uid in [InstanceUid::from_array([1; 16]), InstanceUid::from_array([2; 16])] {
+            let frame = conn.ack_frame(uid.as_bytes());
+            let decoded: ServerToAgent = decode_ws_message(&frame, &Limits::default()).unwrap();
+            assert_eq!(
+                decoded,
+                ServerToAgent {
+                    instance_uid: uid.to_bytes(),
+                    ..Default::default()
+                }
+            );
+            // Cached: the same allocation is handed out again.
+            assert_eq!(conn.ack_frame(uid.as_bytes()).as_ptr(), frame.as_ptr());
+        }
+    }
+
+    #[test]
+    fn prepared_frames_are_bounded_and_merged() {
+        let conn = conn();
+        let limits = Limits::default();
+        {
+            let mut state = conn.lock();
+            for flag in 0..10u64 {
+                let msg = ServerToAgent {
+                    flags: 1 << flag,
+                    ..Default::default()
+                };
+                Connection::push_prepared(&mut state, PreparedMessage::new(msg, &limits).unwrap());
+            }
+            assert_eq!(state.prepared.len(), MAX_PREPARED);
+        }
+        // Nothing goes out before the agent's first message.
+        assert!(conn.next_outgoing().is_none());
+        let first = opamp_proto::AgentToServer {
+            instance_uid: InstanceUid::from_array([3; 16]).to_bytes(),
+            ..Default::default()
+        };
+        conn.lock().agent.handle_message(&first, Instant::now()).unwrap();
+        // The six oldest were merged into the pending message, which rides on the reply; the
+        // four frames follow.
+        let reply = conn.lock().agent.respond(None);
+        assert_eq!(reply.flags, (1 << 6) - 1);
+        let mut flags = reply.flags;
+        let mut count = 0;
+        while let Some(out) = conn.next_outgoing() {
+            count += 1;
+            flags |= match out {
+                Outgoing::Message(m) => m.flags,
+                Outgoing::Frame(f) => decode_ws_message::<ServerToAgent>(&f, &limits).unwrap().flags,
+            };
+        }
+        assert_eq!(count, MAX_PREPARED);
+        assert_eq!(flags, (1 << 10) - 1);
+    }
+
+    #[test]
+    fn closed_connections_refuse_sends() {
+        let conn = conn();
+        conn.disconnect();
+        assert!(conn.close_requested());
+        assert!(matches!(
+            conn.send(ServerToAgent::default()),
+            Err(Error::ConnectionClosed)
+        ));
+        assert!(conn.take_close_request().is_some());
+        assert!(conn.mark_closed());
+        assert!(!conn.mark_closed());
+        assert!(conn.is_closed());
     }
 }

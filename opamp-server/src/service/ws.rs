@@ -19,7 +19,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use opamp_proto::{AgentToServer, ServerToAgent};
+use opamp_proto::{AgentToServer, InstanceUid, ServerToAgent};
 use opamp_transport::codec::ws::decode_ws_message_bytes;
 use opamp_transport::codec::{TransportKind, encode_ws_message};
 use opamp_transport::http::error_response;
@@ -30,7 +30,7 @@ use super::{ResponseBody, reject};
 use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
 use crate::connection::{Connection, Outgoing};
 use crate::server::Shared;
-use crate::state::bad_request;
+use crate::state::{bad_request, has_content};
 use crate::Error;
 
 /// Answers a WebSocket upgrade request and starts the connection's task.
@@ -305,6 +305,9 @@ async fn send<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    if msg.instance_uid.len() == InstanceUid::LEN && !has_content(msg) {
+        return write(shared, ws, Message::Binary(conn.ack_frame(&msg.instance_uid))).await;
+    }
     match encode_ws_message(msg, &shared.limits) {
         Ok(payload) => write(shared, ws, Message::Binary(payload)).await,
         Err(err) => {

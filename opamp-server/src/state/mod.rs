@@ -447,6 +447,14 @@ impl AgentState {
     /// response (from `user` or queued) goes out alone; whatever else waits stays pending.
     pub fn respond(&mut self, user: Option<ServerToAgent>) -> ServerToAgent {
         let uid = self.uid_bytes();
+        if user.is_none() && self.is_quiet() {
+            // The common case (a heartbeat with nothing to say back): a bare acknowledgement,
+            // without assembling and filtering a message.
+            return ServerToAgent {
+                instance_uid: uid,
+                ..Default::default()
+            };
+        }
         let mut user = user;
         if let Some(error) = user.as_mut().and_then(|u| u.error_response.take()) {
             return error_only(uid, error);
@@ -484,7 +492,9 @@ impl AgentState {
     /// waits. `None` before the agent's first message: the first message of a connection is
     /// the agent's (spec §"Status Reporting").
     pub fn push(&mut self) -> Option<ServerToAgent> {
-        self.identity.current()?;
+        if !self.has_pending() {
+            return None;
+        }
         let uid = self.uid_bytes();
         if let Some(error) = self.pending.take_error() {
             return Some(error_only(uid, error));
@@ -619,6 +629,16 @@ impl AgentState {
     }
 
     // ---- internals ----
+
+    /// True if a reply would carry nothing but the instance UID.
+    fn is_quiet(&self) -> bool {
+        self.first_response_sent
+            && self.custom_capabilities_sent
+            && self.identity.assignment().is_none()
+            && self.pending.is_empty()
+            && self.reply_flags.is_empty()
+            && !self.offers_due()
+    }
 
     fn uid_bytes(&self) -> Bytes {
         self.identity
