@@ -1,0 +1,144 @@
+//! The conformance kit's misbehaving agents against our server.
+
+use std::time::Duration;
+
+use opamp_interop::conformance::{Answer, rss_bytes, server};
+use opamp_interop::{RecordingServer, remote_config};
+use opamp_server::ServerSettings;
+
+const LIMIT_BYTES: usize = 256 * 1024;
+
+async fn ours(settings: ServerSettings) -> RecordingServer {
+    RecordingServer::start(settings.with_max_message_size(LIMIT_BYTES), None)
+        .await
+        .expect("server starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_websocket_messages_get_bad_request() -> Result<(), opamp_interop::Error> {
+    let ours = ours(ServerSettings::default()).await;
+    for outcome in [
+        server::non_zero_ws_header(&ours.ws_url()).await?,
+        server::truncated_varint(&ours.ws_url()).await?,
+        server::garbage_protobuf(&ours.ws_url()).await?,
+        server::text_frame(&ours.ws_url()).await?,
+    ] {
+        println!("{outcome}");
+        // Our server answers every malformed message with BAD_REQUEST and keeps the
+        // connection (as opamp-go does).
+        assert!(
+            matches!(outcome.answer, Answer::ErrorResponse { kind: 1, .. }),
+            "{outcome}"
+        );
+    }
+    ours.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_messages_get_1009_and_413() -> Result<(), opamp_interop::Error> {
+    let ours = ours(ServerSettings::default()).await;
+    let ws = server::oversize_ws_message(&ours.ws_url(), LIMIT_BYTES).await?;
+    println!("{ws}");
+    let http = server::oversize_http_body(&ours.ws_url(), LIMIT_BYTES).await?;
+    println!("{http}");
+    assert_eq!(http.answer, Answer::HttpStatus(413));
+    ours.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_bombs_are_cut_at_the_limit() -> Result<(), opamp_interop::Error> {
+    let ours = ours(ServerSettings::default()).await;
+    let before = rss_bytes(std::process::id()).unwrap_or(0);
+    for _ in 0..3 {
+        let outcome = server::gzip_bomb(&ours.ws_url(), LIMIT_BYTES).await?;
+        println!("{outcome}");
+        assert_eq!(outcome.answer, Answer::HttpStatus(413));
+    }
+    let after = rss_bytes(std::process::id()).unwrap_or(0);
+    // Three bombs of 1 MiB inflated each; the server stops at 256 KiB. Generous bound.
+    assert!(
+        after.saturating_sub(before) < 64 << 20,
+        "RSS grew by {} bytes",
+        after.saturating_sub(before)
+    );
+    ours.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_reads_does_not_hold_others_up() -> Result<(), opamp_interop::Error> {
+    let settings = ServerSettings::default().with_write_timeout(Duration::from_secs(2));
+    let ours = ours(settings).await;
+    let before = rss_bytes(std::process::id()).unwrap_or(0);
+    let mut n = 0u32;
+    let outcome = server::never_reading_agent(&ours.ws_url(), Duration::from_secs(6), || {
+        n += 1;
+        // 200 KiB configs (under the 256 KiB limit), a new one every 100 ms.
+        let body = format!("# version {n}\n{}", "x".repeat(200 * 1024));
+        ours.offer_to_all(remote_config("big.yaml", "text/yaml", &body));
+    })
+    .await?;
+    println!("{outcome}");
+    let after = rss_bytes(std::process::id()).unwrap_or(0);
+    // 60 pushes of 200 KiB = 12 MiB if queued; merged, at most a few are in flight.
+    assert!(
+        after.saturating_sub(before) < 64 << 20,
+        "RSS grew by {} bytes",
+        after.saturating_sub(before)
+    );
+    assert!(
+        matches!(
+            outcome.answer,
+            Answer::Dropped | Answer::Silent | Answer::Closed { .. }
+        ),
+        "{outcome}"
+    );
+    ours.shutdown().await;
+    Ok(())
+}
+
+fn silent_settings() -> ServerSettings {
+    ServerSettings::default()
+        .with_header_read_timeout(Duration::from_secs(1))
+        .with_heartbeat_interval(Some(Duration::from_secs(1)))
+        .with_missed_heartbeats(2)
+        .with_ws_ping_interval(Some(Duration::from_secs(1)))
+        .with_ws_pong_timeout(Duration::from_secs(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_client_that_never_sends_is_closed() -> Result<(), opamp_interop::Error> {
+    let ours = ours(silent_settings()).await;
+    let tcp = server::silent_tcp_client(&ours.ws_url(), Duration::from_secs(15)).await?;
+    println!("{tcp}");
+    ours.shutdown().await;
+    Ok(())
+}
+
+// BUG (opamp-server, reported to the lead): a WebSocket connection that completes the upgrade
+// and answers pings but never sends an OpAMP message is kept forever. Liveness only starts
+// with the agent's first message (its heartbeat capability), and pongs keep the ping check
+// satisfied, so the connection (and its task and buffers) lives on: a slowloris-style leak.
+// The server should close connections whose first message does not arrive within a deadline.
+// Run with `cargo test -p opamp-interop --test conformance_server -- --ignored`.
+#[ignore = "opamp-server keeps WebSocket connections that never send a first message (bug)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_agent_that_never_sends_is_closed() -> Result<(), opamp_interop::Error> {
+    let ours = ours(silent_settings()).await;
+    let ws = server::silent_ws_agent(&ours.ws_url(), Duration::from_secs(15)).await?;
+    println!("{ws}");
+    ours.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_instance_uid_gets_a_new_uid() -> Result<(), opamp_interop::Error> {
+    let ours = ours(ServerSettings::default()).await;
+    let outcome = server::duplicate_instance_uid(&ours.ws_url()).await?;
+    println!("{outcome}");
+    assert_eq!(outcome.answer, Answer::NewInstanceUid);
+    ours.shutdown().await;
+    Ok(())
+}
