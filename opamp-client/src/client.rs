@@ -426,3 +426,45 @@ impl Client {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoopCallbacks;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        assert_send_sync::<Client>();
+        assert_send_sync::<CustomMessageSent>();
+        fn assert_send<T: Send>() {}
+        assert_send::<ClientSettings>();
+    }
+
+    #[test]
+    fn start_needs_a_runtime_and_valid_settings() {
+        let outside = Client::start(
+            ClientSettings::new("ws://127.0.0.1:1/v1/opamp"),
+            NoopCallbacks,
+        );
+        assert!(matches!(outside, Err(Error::InvalidSettings(_))));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for url in ["ftp://h/", "not a url", "ws:///v1/opamp"] {
+                let result = Client::start(ClientSettings::new(url), NoopCallbacks);
+                assert!(matches!(result, Err(Error::InvalidSettings(_))), "{url}");
+            }
+            // A capability-gated initial value without its capability is refused.
+            let result = Client::start(
+                ClientSettings::new("ws://127.0.0.1:1/v1/opamp")
+                    .with_health(opamp_proto::ComponentHealth::default()),
+                NoopCallbacks,
+            );
+            assert!(matches!(result, Err(Error::CapabilityNotSet { .. })));
+        });
+    }
+}
