@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use opamp_server::PreparedMessage;
 use opamp_server::proto::{
     AgentCapabilities, AgentConfigFile, AgentConfigMap, AgentDescription, AgentRemoteConfig,
     AgentToServer, ComponentHealth, EffectiveConfig, InstanceUid, ServerToAgent,
 };
 use opamp_server::state::{AgentState, StateConfig};
-use opamp_server::PreparedMessage;
 use opamp_transport::codec::ws::decode_ws_message_bytes;
 use opamp_transport::codec::{Limits, encode_ws_message};
 
@@ -79,7 +79,11 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("heartbeat: decode + state + reply + encode", |b| {
         let mut state = AgentState::new(Arc::clone(&config), Instant::now());
-        round(&mut state, encode_ws_message(&full_status(uid, 0), &limits).unwrap(), &limits);
+        round(
+            &mut state,
+            encode_ws_message(&full_status(uid, 0), &limits).unwrap(),
+            &limits,
+        );
         let mut seq = 1;
         b.iter_batched(
             || {
@@ -113,18 +117,21 @@ fn bench(c: &mut Criterion) {
         );
     });
 
-    c.bench_function("first message of a connection (new state, offer, capabilities)", |b| {
-        let payload = encode_ws_message(&full_status(uid, 0), &limits).unwrap();
-        let offer = Arc::new(AgentRemoteConfig {
-            config: Some(config_map(2_000)),
-            config_hash: vec![1; 32].into(),
-        });
-        b.iter(|| {
-            let mut state = AgentState::new(Arc::clone(&config), Instant::now());
-            state.set_remote_config(Arc::clone(&offer));
-            black_box(round(&mut state, payload.clone(), &limits))
-        });
-    });
+    c.bench_function(
+        "first message of a connection (new state, offer, capabilities)",
+        |b| {
+            let payload = encode_ws_message(&full_status(uid, 0), &limits).unwrap();
+            let offer = Arc::new(AgentRemoteConfig {
+                config: Some(config_map(2_000)),
+                config_hash: vec![1; 32].into(),
+            });
+            b.iter(|| {
+                let mut state = AgentState::new(Arc::clone(&config), Instant::now());
+                state.set_remote_config(Arc::clone(&offer));
+                black_box(round(&mut state, payload.clone(), &limits))
+            });
+        },
+    );
 
     c.bench_function("prepare a fleet-wide 2 KB config (encoded once)", |b| {
         let msg = ServerToAgent {

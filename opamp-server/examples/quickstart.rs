@@ -57,7 +57,9 @@ impl ConnectionCallbacks for CollectorConfig {
         }
         // (Re)compute the config when the description changes. The server resends it while
         // the agent reports another hash, and only to agents with AcceptsRemoteConfig.
-        if conn.last_changes().contains(StatusChanges::AGENT_DESCRIPTION)
+        if conn
+            .last_changes()
+            .contains(StatusChanges::AGENT_DESCRIPTION)
             || conn.remote_config().is_none()
         {
             reply.remote_config = Some(config_for(&status));
@@ -67,7 +69,10 @@ impl ConnectionCallbacks for CollectorConfig {
 }
 
 fn attribute<'a>(status: &'a AgentStatus, key: &str) -> &'a str {
-    status.identifying_attribute(key).and_then(|v| v.as_str()).unwrap_or("")
+    status
+        .identifying_attribute(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or("")
 }
 
 /// The seed's per-environment collector configuration.
@@ -122,7 +127,10 @@ fn config_for(status: &AgentStatus) -> AgentRemoteConfig {
     } else {
         DEFAULT_CONFIG.to_owned()
     };
-    let file = AgentConfigFile { body: body.into(), content_type: "text/yaml".into() };
+    let file = AgentConfigFile {
+        body: body.into(),
+        content_type: "text/yaml".into(),
+    };
     let hash = Sha256::digest(&file.body);
     AgentRemoteConfig {
         config: Some(AgentConfigMap {
@@ -155,8 +163,7 @@ impl<C: ConnectionCallbacks> ConnectionCallbacks for Logged<C> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let listen = std::env::args()

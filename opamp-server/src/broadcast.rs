@@ -92,7 +92,10 @@ impl PreparedMessage {
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                custom_capability: message.custom_message.as_ref().map(|m| m.capability.clone()),
+                custom_capability: message
+                    .custom_message
+                    .as_ref()
+                    .map(|m| m.capability.clone()),
                 remote_config: message.remote_config.clone().map(Arc::new),
                 packages: message.packages_available.clone().map(Arc::new),
                 encoded: encoded.freeze(),
@@ -193,22 +196,26 @@ mod tests {
     #[test]
     fn per_agent_content_and_oversize_are_refused() {
         let limits = Limits::default();
-        assert!(PreparedMessage::new(
-            ServerToAgent {
-                agent_identification: Some(Default::default()),
-                ..Default::default()
-            },
-            &limits
-        )
-        .is_err());
-        assert!(PreparedMessage::new(
-            ServerToAgent {
-                connection_settings: Some(Default::default()),
-                ..Default::default()
-            },
-            &limits
-        )
-        .is_err());
+        assert!(
+            PreparedMessage::new(
+                ServerToAgent {
+                    agent_identification: Some(Default::default()),
+                    ..Default::default()
+                },
+                &limits
+            )
+            .is_err()
+        );
+        assert!(
+            PreparedMessage::new(
+                ServerToAgent {
+                    connection_settings: Some(Default::default()),
+                    ..Default::default()
+                },
+                &limits
+            )
+            .is_err()
+        );
         let small = Limits::default().with_max_message_size(20);
         let big = ServerToAgent {
             custom_message: Some(CustomMessage {
@@ -218,7 +225,11 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert!(PreparedMessage::new(big, &small).unwrap_err().is_too_large());
+        assert!(
+            PreparedMessage::new(big, &small)
+                .unwrap_err()
+                .is_too_large()
+        );
     }
 
     #[test]

@@ -48,7 +48,11 @@ pub trait ConnectionCallbacks: Send + Sync + 'static {
     /// gap, pending offers, …). Offers in it become the agent's desired offers, sent again
     /// while the agent reports a different hash. Returning an `error_response` replies with
     /// that error alone.
-    async fn on_message(&self, conn: &Connection, message: &AgentToServer) -> Option<ServerToAgent> {
+    async fn on_message(
+        &self,
+        conn: &Connection,
+        message: &AgentToServer,
+    ) -> Option<ServerToAgent> {
         let _ = (conn, message);
         None
     }
@@ -299,8 +303,10 @@ mod tests {
             ConnectionResponse::unauthorized().status(),
             Some(StatusCode::UNAUTHORIZED)
         );
-        let accepted = ConnectionResponse::accept(NoopConnectionCallbacks)
-            .with_header(HeaderName::from_static("x-a"), HeaderValue::from_static("b"));
+        let accepted = ConnectionResponse::accept(NoopConnectionCallbacks).with_header(
+            HeaderName::from_static("x-a"),
+            HeaderValue::from_static("b"),
+        );
         assert!(accepted.is_accepted());
         assert_eq!(accepted.status(), None);
     }

@@ -22,11 +22,11 @@ use opamp_proto::{
 use opamp_transport::codec::TransportKind;
 use opamp_transport::ws::CloseCode;
 
+use crate::Error;
 use crate::broadcast::PreparedMessage;
 use crate::callbacks::{CloseReason, ConnectionCallbacks};
 use crate::server::Shared;
 use crate::state::{AgentState, AgentStatus, StatusChanges, UidAssignmentReason};
-use crate::Error;
 
 /// Most prepared broadcast frames waiting for one WebSocket agent; an older one is merged
 /// into the agent's pending message instead.
@@ -75,7 +75,7 @@ pub(crate) struct CloseRequest {
 
 /// What the WebSocket writer sends next.
 pub(crate) enum Outgoing {
-    Message(ServerToAgent),
+    Message(Box<ServerToAgent>),
     Frame(Bytes),
 }
 
@@ -109,7 +109,10 @@ impl Connection {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
-        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A number unique among the server's connections.
@@ -237,7 +240,8 @@ impl Connection {
     /// Gives the agent a new instance UID (a UUIDv7) through `agent_identification`; it is
     /// reachable under both UIDs until it switches.
     pub fn assign_instance_uid(&self) -> Result<InstanceUid, Error> {
-        let new_uid = self.update(|agent| Ok(agent.assign_instance_uid(UidAssignmentReason::Embedder)))?;
+        let new_uid =
+            self.update(|agent| Ok(agent.assign_instance_uid(UidAssignmentReason::Embedder)))?;
         if let Some(server) = self.inner.server.upgrade() {
             server.claim_assigned(self, new_uid);
         }
@@ -253,10 +257,10 @@ impl Connection {
             code: CloseCode::Normal,
             message: "disconnected by the server",
         });
-        if self.inner.transport == TransportKind::PlainHttp {
-            if let Some(server) = self.inner.server.upgrade() {
-                server.end_http_session(self, CloseReason::Disconnected);
-            }
+        if self.inner.transport == TransportKind::PlainHttp
+            && let Some(server) = self.inner.server.upgrade()
+        {
+            server.end_http_session(self, CloseReason::Disconnected);
         }
     }
 
@@ -313,10 +317,10 @@ impl Connection {
     /// Queues a prepared broadcast frame (WebSocket), merging the oldest into the pending
     /// message when too many wait.
     pub(crate) fn push_prepared(state: &mut ConnState, prepared: PreparedMessage) {
-        if state.prepared.len() >= MAX_PREPARED {
-            if let Some(oldest) = state.prepared.pop_front() {
-                let _ = state.agent.queue(oldest.message().clone());
-            }
+        if state.prepared.len() >= MAX_PREPARED
+            && let Some(oldest) = state.prepared.pop_front()
+        {
+            let _ = state.agent.queue(oldest.message().clone());
         }
         state.prepared.push_back(prepared);
     }
@@ -343,7 +347,7 @@ impl Connection {
     pub(crate) fn next_outgoing(&self) -> Option<Outgoing> {
         let mut state = self.lock();
         if let Some(msg) = state.agent.push() {
-            return Some(Outgoing::Message(msg));
+            return Some(Outgoing::Message(Box::new(msg)));
         }
         let uid = state.agent.instance_uid()?;
         state
@@ -400,7 +404,10 @@ mod tests {
     #[test]
     fn ack_frame_is_a_bare_reply_and_follows_the_uid() {
         let conn = conn();
-        for uid in [InstanceUid::from_array([1; 16]), InstanceUid::from_array([2; 16])] {
+        for uid in [
+            InstanceUid::from_array([1; 16]),
+            InstanceUid::from_array([2; 16]),
+        ] {
             let frame = conn.ack_frame(uid.as_bytes());
             let decoded: ServerToAgent = decode_ws_message(&frame, &Limits::default()).unwrap();
             assert_eq!(
@@ -436,7 +443,10 @@ mod tests {
             instance_uid: InstanceUid::from_array([3; 16]).to_bytes(),
             ..Default::default()
         };
-        conn.lock().agent.handle_message(&first, Instant::now()).unwrap();
+        conn.lock()
+            .agent
+            .handle_message(&first, Instant::now())
+            .unwrap();
         // The six oldest were merged into the pending message, which rides on the reply; the
         // four frames follow.
         let reply = conn.lock().agent.respond(None);
@@ -447,7 +457,11 @@ mod tests {
             count += 1;
             flags |= match out {
                 Outgoing::Message(m) => m.flags,
-                Outgoing::Frame(f) => decode_ws_message::<ServerToAgent>(&f, &limits).unwrap().flags,
+                Outgoing::Frame(f) => {
+                    decode_ws_message::<ServerToAgent>(&f, &limits)
+                        .unwrap()
+                        .flags
+                }
             };
         }
         assert_eq!(count, MAX_PREPARED);

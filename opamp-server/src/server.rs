@@ -12,6 +12,7 @@ use opamp_proto::{AgentRemoteConfig, InstanceUid, ServerToAgent};
 use opamp_transport::codec::{Limits, TransportKind};
 use opamp_transport::ws::{CloseCode, WsConfig};
 
+use crate::Error;
 use crate::broadcast::{BroadcastReport, PreparedMessage};
 use crate::callbacks::{Callbacks, CloseReason, ConnectionCallbacks};
 use crate::connection::{CloseRequest, Connection};
@@ -22,7 +23,6 @@ use crate::state::{
     AgentState, Claim, DuplicateUidPolicy, MessageOutcome, StateConfig, UidAssignmentReason,
     UidRegistry,
 };
-use crate::Error;
 
 /// An OpAMP server: serves agents over WebSocket and plain HTTP on one endpoint, applies the
 /// protocol's rules for every agent, and calls the embedder's [`Callbacks`].
@@ -134,8 +134,7 @@ impl Server {
             return Err(Error::AlreadyStarted);
         }
         self.shared.remember_runtime();
-        let listener = match tokio::net::TcpListener::bind(self.shared.settings.listen_addr).await
-        {
+        let listener = match tokio::net::TcpListener::bind(self.shared.settings.listen_addr).await {
             Ok(listener) => listener,
             Err(err) => {
                 self.shared.listener_started.store(false, Ordering::Release);
@@ -323,7 +322,9 @@ impl Server {
     /// connections get an `UNAVAILABLE` error response with `retry_info` (spec
     /// §"Throttling"). `None` serves normally again.
     pub fn set_load_shedding(&self, retry_after: Option<Duration>) {
-        let nanos = retry_after.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1));
+        let nanos = retry_after.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
         self.shared.shedding_nanos.store(nanos, Ordering::Release);
     }
 }
@@ -338,10 +339,10 @@ impl Shared {
     }
 
     pub(crate) fn remember_runtime(&self) {
-        if self.runtime.get().is_none() {
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                let _ = self.runtime.set(handle);
-            }
+        if self.runtime.get().is_none()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let _ = self.runtime.set(handle);
         }
     }
 
@@ -425,13 +426,12 @@ impl Shared {
     ) -> Option<(Connection, bool)> {
         {
             let fleet = self.fleet();
-            if let Some(conn) = fleet.by_uid.owner(&uid).and_then(|id| fleet.conns.get(id)) {
-                if conn.transport() == TransportKind::PlainHttp
-                    && !conn.is_closed()
-                    && !conn.close_requested()
-                {
-                    return Some((conn.clone(), false));
-                }
+            if let Some(conn) = fleet.by_uid.owner(&uid).and_then(|id| fleet.conns.get(id))
+                && conn.transport() == TransportKind::PlainHttp
+                && !conn.is_closed()
+                && !conn.close_requested()
+            {
+                return Some((conn.clone(), false));
             }
         }
         self.new_connection(TransportKind::PlainHttp, remote_addr, callbacks)
@@ -548,8 +548,12 @@ impl Shared {
         if self.sweeper_started.swap(true, Ordering::AcqRel) {
             return;
         }
-        let period = (self.http_state.heartbeat_interval.unwrap_or(crate::state::DEFAULT_HEARTBEAT_INTERVAL) / 4)
-            .clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let period = (self
+            .http_state
+            .heartbeat_interval
+            .unwrap_or(crate::state::DEFAULT_HEARTBEAT_INTERVAL)
+            / 4)
+        .clamp(Duration::from_millis(50), Duration::from_secs(5));
         let weak = self.self_ref.clone();
         let stop = self.stop.clone();
         self.spawn(async move {

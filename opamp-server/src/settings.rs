@@ -276,15 +276,24 @@ mod tests {
 
     #[test]
     fn invalid_values_are_refused() {
-        assert!(ServerSettings::default().with_path("v1").validate().is_err());
-        assert!(ServerSettings::default()
-            .with_max_message_size(0)
-            .validate()
-            .is_err());
-        assert!(ServerSettings::default()
-            .with_ws_ping_interval(Some(Duration::ZERO))
-            .validate()
-            .is_err());
+        assert!(
+            ServerSettings::default()
+                .with_path("v1")
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ServerSettings::default()
+                .with_max_message_size(0)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            ServerSettings::default()
+                .with_ws_ping_interval(Some(Duration::ZERO))
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -92,7 +92,10 @@ async fn load_shedding_answers_503_and_unavailable() {
     };
     assert_eq!(retry.retry_after_nanoseconds, 45_000_000_000);
     assert_eq!(reply.instance_uid, uid.to_bytes());
-    assert_eq!(recorder.count(|e| matches!(e, Event::Message { .. })), before);
+    assert_eq!(
+        recorder.count(|e| matches!(e, Event::Message { .. })),
+        before
+    );
 
     server.set_load_shedding(None);
     let reply = exchange(&mut ws, &heartbeat(uid, 2)).await;

@@ -12,7 +12,11 @@ use opamp_server::{RemoteAddr, Server, ServerSettings, TransportKind};
 
 /// Makes the peer address known to the OpAMP service.
 async fn remote_addr(mut request: Request, next: Next) -> axum::response::Response {
-    if let Some(ConnectInfo(addr)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+    if let Some(ConnectInfo(addr)) = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .copied()
+    {
         request.extensions_mut().insert(RemoteAddr(addr));
     }
     next.run(request).await
@@ -65,7 +69,10 @@ async fn mounts_into_an_axum_router() {
         server.connection(&http_uid).unwrap().transport(),
         TransportKind::PlainHttp
     );
-    assert!(server.local_addr().is_none(), "attached: the server itself listens nowhere");
+    assert!(
+        server.local_addr().is_none(),
+        "attached: the server itself listens nowhere"
+    );
 
     server.shutdown().await;
     assert_eq!(recorder.count(|e| matches!(e, Event::Closed { .. })), 2);

@@ -7,7 +7,9 @@ use opamp_server::proto::{InstanceUid, ServerErrorResponseType, ServerToAgent};
 use opamp_server::{CloseReason, DuplicateUidPolicy, ServerSettings};
 use opamp_transport::ws::CloseCode;
 
-async fn server_with(policy: DuplicateUidPolicy) -> (opamp_server::Server, std::net::SocketAddr, Recorder) {
+async fn server_with(
+    policy: DuplicateUidPolicy,
+) -> (opamp_server::Server, std::net::SocketAddr, Recorder) {
     let recorder = Recorder::new();
     let (server, addr) = start(
         ServerSettings::default().with_duplicate_uid_policy(policy),
@@ -30,7 +32,8 @@ async fn duplicate_gets_a_new_uid_by_default() {
     let mut clone = ws_agent(addr).await;
     let r = exchange(&mut clone, &full_status(uid, 0)).await;
     assert_eq!(r.instance_uid, uid.to_bytes());
-    let new = InstanceUid::try_from(&r.agent_identification.expect("new uid").new_instance_uid).unwrap();
+    let new =
+        InstanceUid::try_from(&r.agent_identification.expect("new uid").new_instance_uid).unwrap();
     assert_ne!(new, uid);
     assert_eq!(new.to_uuid().get_version_num(), 7);
     let r = exchange(&mut clone, &heartbeat(new, 1)).await;
@@ -68,11 +71,19 @@ async fn reject_policy_refuses_the_newcomer() {
         r.error_response.map(|e| e.r#type),
         Some(ServerErrorResponseType::BadRequest as i32)
     );
-    let end = tokio::time::timeout(LIMIT, clone.recv::<ServerToAgent>()).await.unwrap();
+    let end = tokio::time::timeout(LIMIT, clone.recv::<ServerToAgent>())
+        .await
+        .unwrap();
     assert!(matches!(end, Ok(None)), "{end:?}");
-    assert_eq!(clone.peer_close_frame().map(|f| f.code), Some(CloseCode::Policy));
+    assert_eq!(
+        clone.peer_close_frame().map(|f| f.code),
+        Some(CloseCode::Policy)
+    );
 
-    let err = HttpAgent::new(addr, uid).post(&full_status(uid, 0)).await.unwrap_err();
+    let err = HttpAgent::new(addr, uid)
+        .post(&full_status(uid, 0))
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
         opamp_transport::Error::HttpStatus { status, .. } if status == http::StatusCode::CONFLICT
@@ -111,9 +122,14 @@ async fn replace_policy_closes_the_old_connection() {
     let mut second = ws_agent(addr).await;
     let r = exchange(&mut second, &full_status(uid, 0)).await;
     assert!(r.agent_identification.is_none() && r.error_response.is_none());
-    let end = tokio::time::timeout(LIMIT, first.recv::<ServerToAgent>()).await.unwrap();
+    let end = tokio::time::timeout(LIMIT, first.recv::<ServerToAgent>())
+        .await
+        .unwrap();
     assert!(matches!(end, Ok(None)), "{end:?}");
-    assert_eq!(first.peer_close_frame().map(|f| f.code), Some(CloseCode::Policy));
+    assert_eq!(
+        first.peer_close_frame().map(|f| f.code),
+        Some(CloseCode::Policy)
+    );
     let now = server.connection(&uid).unwrap();
     assert_ne!(now, old);
     server.shutdown().await;

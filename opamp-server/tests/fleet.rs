@@ -118,7 +118,9 @@ async fn fleet_send_never_waits_on_a_stalled_agent() {
     // An agent that stops reading: its socket buffers fill up.
     let stalled_uid = InstanceUid::new_v7();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut stalled, _) = tokio_tungstenite::client_async(ws_url(addr), tcp).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(ws_url(addr), tcp)
+        .await
+        .unwrap();
     let mut first = vec![0u8];
     first.extend(in_region(stalled_uid, "eu").encode_to_vec());
     stalled.send(Message::Binary(first.into())).await.unwrap();
@@ -148,7 +150,10 @@ async fn fleet_send_never_waits_on_a_stalled_agent() {
         let report = server.broadcast(&big);
         sends += 1;
         let msg = recv(&mut healthy).await;
-        assert_eq!(msg.custom_message.map(|m| m.r#type).as_deref(), Some("blob"));
+        assert_eq!(
+            msg.custom_message.map(|m| m.r#type).as_deref(),
+            Some("blob")
+        );
         let dropped = recorder
             .events()
             .iter()
@@ -157,7 +162,10 @@ async fn fleet_send_never_waits_on_a_stalled_agent() {
             assert_eq!(report.framed, 2);
             break;
         }
-        assert!(started.elapsed() < LIMIT * 2, "the stalled agent was never dropped");
+        assert!(
+            started.elapsed() < LIMIT * 2,
+            "the stalled agent was never dropped"
+        );
     }
     eprintln!("stalled agent dropped after {sends} fleet-wide sends of 512 KiB");
     assert!(sends > 1);
@@ -180,7 +188,10 @@ async fn callbacks_of_one_plain_http_session_never_overlap() {
     let mut tasks = Vec::new();
     for seq in 1..=8 {
         tasks.push(tokio::spawn(async move {
-            HttpAgent::new(addr, uid).post(&heartbeat(uid, seq)).await.unwrap()
+            HttpAgent::new(addr, uid)
+                .post(&heartbeat(uid, seq))
+                .await
+                .unwrap()
         }));
     }
     for task in tasks {

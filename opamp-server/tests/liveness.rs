@@ -30,7 +30,9 @@ async fn silent_agents_are_reported_gone_on_both_transports() {
     let uid = InstanceUid::new_v7();
     let mut ws = ws_agent(addr).await;
     let first = exchange(&mut ws, &heartbeating(uid, 0)).await;
-    let offer = first.connection_settings.expect("heartbeat interval offered");
+    let offer = first
+        .connection_settings
+        .expect("heartbeat interval offered");
     assert_eq!(offer.opamp.unwrap().heartbeat_interval_seconds, 1);
     let ws_id = server.connection(&uid).unwrap().id();
 
@@ -72,7 +74,9 @@ async fn silent_agents_are_reported_gone_on_both_transports() {
             })
         })
         .await;
-    let end = tokio::time::timeout(LIMIT, ws.recv::<ServerToAgent>()).await.unwrap();
+    let end = tokio::time::timeout(LIMIT, ws.recv::<ServerToAgent>())
+        .await
+        .unwrap();
     assert!(matches!(end, Ok(None)), "{end:?}");
     assert_eq!(ws.peer_close_frame().map(|f| f.code), Some(CloseCode::Away));
     assert!(server.connection(&uid).is_none());
@@ -103,13 +107,18 @@ async fn ping_keeps_idle_agents_and_detects_half_open_ones() {
     // A half-open agent: its socket stays open but nothing reads it, so no pong comes.
     let uid = InstanceUid::new_v7();
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut mute, _) = tokio_tungstenite::client_async(ws_url(addr), tcp).await.unwrap();
+    let (mut mute, _) = tokio_tungstenite::client_async(ws_url(addr), tcp)
+        .await
+        .unwrap();
     let mut first = vec![0u8];
     first.extend(full_status(uid, 0).encode_to_vec());
     mute.send(Message::Binary(first.into())).await.unwrap();
     recorder
         .wait_for("mute agent connected", |e| {
-            e.iter().filter(|e| matches!(e, Event::Message { .. })).count() == 2
+            e.iter()
+                .filter(|e| matches!(e, Event::Message { .. }))
+                .count()
+                == 2
         })
         .await;
     let mute_id = server.connection(&uid).unwrap().id();

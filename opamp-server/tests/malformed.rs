@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use opamp_server::ServerSettings;
 use opamp_server::proto::{
     AgentToServer, Bytes, InstanceUid, Message as _, ServerErrorResponseType, ServerToAgent,
 };
-use opamp_server::ServerSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,7 +20,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 const LIMIT_BYTES: usize = 64 * 1024;
 
 /// A plain HTTP/1.1 exchange on a fresh connection: status, headers, body.
-async fn raw_http(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+async fn raw_http(
+    addr: SocketAddr,
+    head: &str,
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(head.as_bytes()).await.unwrap();
     if !body.is_empty() {
@@ -37,7 +41,14 @@ async fn raw_http(addr: SocketAddr, head: &str, body: &[u8]) -> (u16, Vec<(Strin
         .expect("no header end");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -91,7 +102,9 @@ async fn malformed_websocket_messages_get_bad_request_and_oversize_gets_1009() {
     let mut bystander = Bystander::new(addr).await;
 
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut raw, _) = tokio_tungstenite::client_async(ws_url(addr), tcp).await.unwrap();
+    let (mut raw, _) = tokio_tungstenite::client_async(ws_url(addr), tcp)
+        .await
+        .unwrap();
     let uid = InstanceUid::new_v7();
     let mut good = vec![0u8];
     good.extend(full_status(uid, 0).encode_to_vec());
@@ -101,13 +114,21 @@ async fn malformed_websocket_messages_get_bad_request_and_oversize_gets_1009() {
     };
     assert_eq!(first[0], 0);
 
-    let mut malformed: Vec<Message> = ["bad-header-1", "bad-truncated-varint", "bad-protobuf", "bad-empty"]
-        .iter()
-        .map(|name| {
-            let path = format!("{}/tests/vectors/ws-frames/{name}.bin", env!("CARGO_MANIFEST_DIR"));
-            Message::Binary(std::fs::read(path).unwrap().into())
-        })
-        .collect();
+    let mut malformed: Vec<Message> = [
+        "bad-header-1",
+        "bad-truncated-varint",
+        "bad-protobuf",
+        "bad-empty",
+    ]
+    .iter()
+    .map(|name| {
+        let path = format!(
+            "{}/tests/vectors/ws-frames/{name}.bin",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        Message::Binary(std::fs::read(path).unwrap().into())
+    })
+    .collect();
     malformed.push(Message::Text("not an OpAMP message".into()));
     let count = malformed.len();
     for message in malformed {
@@ -118,12 +139,19 @@ async fn malformed_websocket_messages_get_bad_request_and_oversize_gets_1009() {
         };
         assert_eq!(payload[0], 0, "header");
         let msg = bad_request(&payload[1..]);
-        assert_eq!(msg.instance_uid, uid.to_bytes(), "the connection's UID is echoed");
+        assert_eq!(
+            msg.instance_uid,
+            uid.to_bytes(),
+            "the connection's UID is echoed"
+        );
         bystander.still_served().await;
     }
     recorder
         .wait_for("read errors", |e| {
-            e.iter().filter(|e| matches!(e, Event::ReadError { .. })).count() >= count
+            e.iter()
+                .filter(|e| matches!(e, Event::ReadError { .. }))
+                .count()
+                >= count
         })
         .await;
 
@@ -171,12 +199,8 @@ async fn malformed_http_requests_get_the_right_status() {
     bad_request(&body);
 
     // Invalid gzip: 400.
-    let (status, _, _) = raw_http(
-        addr,
-        &post_head(5, "Content-Encoding: gzip\r\n"),
-        b"nogzp",
-    )
-    .await;
+    let (status, _, _) =
+        raw_http(addr, &post_head(5, "Content-Encoding: gzip\r\n"), b"nogzp").await;
     assert_eq!(status, 400);
 
     // Unsupported encoding: 415. Wrong method: 405. Neither HTTP nor upgrade: 400. Path: 404.
@@ -196,14 +220,19 @@ async fn malformed_http_requests_get_the_right_status() {
     )
     .await;
     assert_eq!(status, 400);
-    let (status, _, _) = raw_http(addr, &post_head(0, "").replace("/v1/opamp", "/other"), b"").await;
+    let (status, _, _) =
+        raw_http(addr, &post_head(0, "").replace("/v1/opamp", "/other"), b"").await;
     assert_eq!(status, 404);
     bystander.still_served().await;
 
     // Announced over the limit: 413 before the body is read.
     let (status, headers, _) = raw_http(addr, &post_head(LIMIT_BYTES + 1, ""), b"").await;
     assert_eq!(status, 413);
-    assert!(headers.iter().any(|(k, v)| k == "connection" && v == "close"));
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "connection" && v == "close")
+    );
     // Over the limit once decompressed (a 71 KB gzip bomb of 70 MiB): 413.
     let bomb = std::fs::read(format!(
         "{}/tests/vectors/http/bad-gzip-bomb.bin",
@@ -221,7 +250,10 @@ async fn malformed_http_requests_get_the_right_status() {
 
     // A healthy plain-HTTP agent is still served.
     let uid = InstanceUid::new_v7();
-    let reply = HttpAgent::new(addr, uid).post(&full_status(uid, 0)).await.unwrap();
+    let reply = HttpAgent::new(addr, uid)
+        .post(&full_status(uid, 0))
+        .await
+        .unwrap();
     assert_eq!(reply.instance_uid, uid.to_bytes());
     server.shutdown().await;
 }
@@ -285,7 +317,10 @@ async fn oversize_reply_is_dropped_and_reported() {
     assert_eq!(next.instance_uid, uid.to_bytes());
     recorder
         .wait_for("two response errors", |e| {
-            e.iter().filter(|e| matches!(e, Event::ResponseError { .. })).count() == 2
+            e.iter()
+                .filter(|e| matches!(e, Event::ResponseError { .. }))
+                .count()
+                == 2
         })
         .await;
     let _ = Duration::ZERO;

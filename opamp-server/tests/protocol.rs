@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use opamp_server::proto::{
-    AgentCapabilities, AgentConfigMap, AgentRemoteConfig, AgentToServer, AgentToServerFlags,
-    Bytes, ComponentHealth, CustomCapabilities, CustomMessage, InstanceUid, RemoteConfigStatus,
+    AgentCapabilities, AgentConfigMap, AgentRemoteConfig, AgentToServer, AgentToServerFlags, Bytes,
+    ComponentHealth, CustomCapabilities, CustomMessage, InstanceUid, RemoteConfigStatus,
     ServerCapabilities, ServerToAgent, ServerToAgentFlags,
 };
 use opamp_server::{CloseReason, Server, ServerSettings, TransportKind};
@@ -17,14 +17,14 @@ use opamp_transport::ws::CloseCode;
 /// One agent over either transport.
 enum Agent {
     Ws(opamp_transport::ws::ClientWsConnection),
-    Http(HttpAgent),
+    Http(Box<HttpAgent>),
 }
 
 impl Agent {
     async fn new(kind: TransportKind, addr: std::net::SocketAddr, uid: InstanceUid) -> Self {
         match kind {
             TransportKind::WebSocket => Agent::Ws(ws_agent(addr).await),
-            TransportKind::PlainHttp => Agent::Http(HttpAgent::new(addr, uid)),
+            TransportKind::PlainHttp => Agent::Http(Box::new(HttpAgent::new(addr, uid))),
         }
     }
 
@@ -66,16 +66,20 @@ async fn first_reply_capabilities_and_sequence_gap() {
         let mut agent = Agent::new(kind, addr, uid).await;
         let first = agent.send(&full_status(uid, 0)).await;
         assert_eq!(first.instance_uid, uid.to_bytes(), "{kind:?}");
-        assert!(first
-            .typed_capabilities()
-            .contains(ServerCapabilities::ACCEPTS_STATUS | ServerCapabilities::OFFERS_REMOTE_CONFIG));
+        assert!(first.typed_capabilities().contains(
+            ServerCapabilities::ACCEPTS_STATUS | ServerCapabilities::OFFERS_REMOTE_CONFIG
+        ));
         let ack = agent.send(&heartbeat(uid, 1)).await;
-        assert_eq!(ack.capabilities, 0, "{kind:?}: capabilities only in the first reply");
+        assert_eq!(
+            ack.capabilities, 0,
+            "{kind:?}: capabilities only in the first reply"
+        );
         assert_eq!(ack.flags, 0);
         // Messages 2..4 are lost.
         let gap = agent.send(&heartbeat(uid, 5)).await;
         assert!(
-            gap.typed_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE),
+            gap.typed_flags()
+                .contains(ServerToAgentFlags::REPORT_FULL_STATE),
             "{kind:?}"
         );
         let after = agent.send(&full_status(uid, 6)).await;
@@ -112,7 +116,10 @@ async fn compressed_reports_are_merged() {
             Some("test-agent"),
             "{kind:?}"
         );
-        assert_eq!(status.health.as_ref().map(|h| h.status.as_str()), Some("ok"));
+        assert_eq!(
+            status.health.as_ref().map(|h| h.status.as_str()),
+            Some("ok")
+        );
         assert_eq!(status.last_remote_config_hash(), Some(&b"h1"[..]));
         assert_eq!(status.capabilities, caps());
         server.shutdown().await;
@@ -151,7 +158,13 @@ async fn config_offered_again_until_the_hash_matches() {
             assert!(r.remote_config.is_some(), "{kind:?} seq {seq}");
         }
         // It reports the offered hash: nothing more.
-        assert!(agent.send(&rc_status(uid, 4, b"wanted")).await.remote_config.is_none());
+        assert!(
+            agent
+                .send(&rc_status(uid, 4, b"wanted"))
+                .await
+                .remote_config
+                .is_none()
+        );
         assert!(agent.send(&heartbeat(uid, 5)).await.remote_config.is_none());
         server.shutdown().await;
     }
@@ -167,8 +180,16 @@ async fn config_not_offered_to_agents_that_do_not_accept_it() {
     msg.capabilities = AgentCapabilities::REPORTS_STATUS.bits();
     exchange(&mut ws, &msg).await;
     let conn = connection_of(&server, uid).await;
-    conn.offer_remote_config(AgentRemoteConfig::default()).unwrap();
-    let r = exchange(&mut ws, &AgentToServer { capabilities: msg.capabilities, ..heartbeat(uid, 1) }).await;
+    conn.offer_remote_config(AgentRemoteConfig::default())
+        .unwrap();
+    let r = exchange(
+        &mut ws,
+        &AgentToServer {
+            capabilities: msg.capabilities,
+            ..heartbeat(uid, 1)
+        },
+    )
+    .await;
     assert!(r.remote_config.is_none());
     server.shutdown().await;
 }
@@ -214,8 +235,14 @@ async fn send_reaches_websocket_at_once_and_polling_agent_on_next_poll() {
     })
     .unwrap();
     let poll = http.post(&heartbeat(uid, 1)).await.unwrap();
-    assert!(poll.typed_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
-    assert_eq!(poll.remote_config.unwrap().config_hash, Bytes::from_static(b"c2"));
+    assert!(
+        poll.typed_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
+    assert_eq!(
+        poll.remote_config.unwrap().config_hash,
+        Bytes::from_static(b"c2")
+    );
     let next = http.post(&heartbeat(uid, 2)).await.unwrap();
     assert_eq!(next.flags, 0);
     assert!(next.remote_config.is_none());
@@ -235,9 +262,14 @@ async fn disconnect_over_both_transports() {
     exchange(&mut ws, &full_status(uid, 0)).await;
     let conn = connection_of(&server, uid).await;
     conn.disconnect();
-    let end = tokio::time::timeout(LIMIT, ws.recv::<ServerToAgent>()).await.unwrap();
+    let end = tokio::time::timeout(LIMIT, ws.recv::<ServerToAgent>())
+        .await
+        .unwrap();
     assert!(matches!(end, Ok(None)), "{end:?}");
-    assert_eq!(ws.peer_close_frame().map(|f| f.code), Some(CloseCode::Normal));
+    assert_eq!(
+        ws.peer_close_frame().map(|f| f.code),
+        Some(CloseCode::Normal)
+    );
     let id = conn.id();
     recorder
         .wait_for("on_close", |e| {
@@ -315,8 +347,13 @@ async fn request_instance_uid_over_both_transports() {
         let mut msg = full_status(temp, 0);
         msg.flags = AgentToServerFlags::REQUEST_INSTANCE_UID.bits();
         let reply = agent.send(&msg).await;
-        let new = InstanceUid::try_from(&reply.agent_identification.expect("new uid").new_instance_uid)
-            .unwrap();
+        let new = InstanceUid::try_from(
+            &reply
+                .agent_identification
+                .expect("new uid")
+                .new_instance_uid,
+        )
+        .unwrap();
         assert_ne!(new, temp);
         assert_eq!(new.to_uuid().get_version_num(), 7);
         let conn = connection_of(&server, new).await;
@@ -337,7 +374,10 @@ async fn restart_only_to_agents_that_accept_it() {
     let mut ws = ws_agent(addr).await;
     exchange(&mut ws, &full_status(uid, 0)).await;
     let conn = connection_of(&server, uid).await;
-    assert!(matches!(conn.restart(), Err(opamp_server::Error::NotAccepted(_))));
+    assert!(matches!(
+        conn.restart(),
+        Err(opamp_server::Error::NotAccepted(_))
+    ));
     let mut msg = heartbeat(uid, 1);
     msg.capabilities |= AgentCapabilities::ACCEPTS_RESTART_COMMAND.bits();
     exchange(&mut ws, &msg).await;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::*;
-use opamp_server::proto::{AgentConfigFile, AgentConfigMap, AgentRemoteConfig, InstanceUid};
 use opamp_server::ServerSettings;
+use opamp_server::proto::{AgentConfigFile, AgentConfigMap, AgentRemoteConfig, InstanceUid};
 use opamp_transport::codec::Limits;
 use opamp_transport::ws::{WsConfig, WsConnectOptions};
 use tokio::sync::Barrier;
@@ -81,7 +81,12 @@ async fn a_thousand_websocket_agents() {
 
     let mut agents = Vec::with_capacity(AGENTS);
     for task in tasks {
-        agents.push(tokio::time::timeout(LIMIT * 4, task).await.unwrap().unwrap());
+        agents.push(
+            tokio::time::timeout(LIMIT * 4, task)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
     }
     eprintln!(
         "{AGENTS} agents connected in {connect_time:?}; fleet-wide offer queued in {push_time:?}, \

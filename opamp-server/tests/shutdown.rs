@@ -79,7 +79,9 @@ async fn shutdown_waits_for_running_callbacks() {
     ws.send(&full_status(uid, 0)).await.unwrap();
     // Wait until the message is being processed (connected, no Message event yet).
     recorder
-        .wait_for("connected", |e| e.iter().any(|e| matches!(e, Event::Connected(_))))
+        .wait_for("connected", |e| {
+            e.iter().any(|e| matches!(e, Event::Connected(_)))
+        })
         .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(recorder.count(|e| matches!(e, Event::Message { .. })), 0);

@@ -40,7 +40,8 @@ fn pki() -> Pki {
         .unwrap();
     let server_key = rcgen::KeyPair::generate().unwrap();
     let mut server_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
     server_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
     let client_key = rcgen::KeyPair::generate().unwrap();

@@ -17,7 +17,11 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 fn vector(path: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/tests/vectors/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!(
+        "{}/tests/vectors/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
 }
 
 fn decode_s2a(payload: &[u8]) -> ServerToAgent {
@@ -29,20 +33,28 @@ fn decode_s2a(payload: &[u8]) -> ServerToAgent {
 async fn opamp_go_websocket_session_replays_cleanly() {
     let (server, addr) = start(ServerSettings::default(), Recorder::new()).await;
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(addr), tcp).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(addr), tcp)
+        .await
+        .unwrap();
     let frames = [11, 13, 15, 17, 19, 22, 24, 26, 28, 30];
     let mut uid = None;
     for (i, n) in frames.iter().enumerate() {
-        ws.send(Message::Binary(vector(&format!("ws-frames/{n:03}-a2s.bin")).into()))
-            .await
-            .unwrap();
-        let Some(Ok(Message::Binary(payload))) = tokio::time::timeout(LIMIT, ws.next()).await.unwrap()
+        ws.send(Message::Binary(
+            vector(&format!("ws-frames/{n:03}-a2s.bin")).into(),
+        ))
+        .await
+        .unwrap();
+        let Some(Ok(Message::Binary(payload))) =
+            tokio::time::timeout(LIMIT, ws.next()).await.unwrap()
         else {
             panic!("no reply to frame {n}")
         };
         let reply = decode_s2a(&payload);
         assert!(reply.error_response.is_none(), "frame {n}: {reply:?}");
-        assert_eq!(reply.flags, 0, "frame {n}: contiguous sequence numbers, no full state");
+        assert_eq!(
+            reply.flags, 0,
+            "frame {n}: contiguous sequence numbers, no full state"
+        );
         let reply_uid = InstanceUid::try_from(&reply.instance_uid).unwrap();
         assert_eq!(*uid.get_or_insert(reply_uid), reply_uid);
         assert_eq!(
@@ -75,7 +87,9 @@ async fn agent_disconnect_from_an_unknown_agent_is_answered_then_closed() {
     let recorder = Recorder::new();
     let (server, addr) = start(ServerSettings::default(), recorder.clone()).await;
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(addr), tcp).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(addr), tcp)
+        .await
+        .unwrap();
     ws.send(Message::Binary(vector("ws-frames/010-a2s.bin").into()))
         .await
         .unwrap();
@@ -84,7 +98,11 @@ async fn agent_disconnect_from_an_unknown_agent_is_answered_then_closed() {
     };
     let reply = decode_s2a(&payload);
     // The server holds no state for this agent, whose sequence_num is past 0.
-    assert!(reply.typed_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        reply
+            .typed_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     let close = tokio::time::timeout(LIMIT, ws.next()).await.unwrap();
     assert!(matches!(close, Some(Ok(Message::Close(_)))), "{close:?}");
     recorder
@@ -116,7 +134,10 @@ async fn replay_http(addr: std::net::SocketAddr, n: u32) -> ServerToAgent {
         head.push_str(line);
         head.push_str("\r\n");
     }
-    head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(&body).await.unwrap();
@@ -151,7 +172,9 @@ async fn opamp_go_gzip_http_session_replays_cleanly() {
         assert_eq!(reply.flags, 0, "request {n}");
         assert_eq!(reply.capabilities != 0, n == 7, "request {n}");
     }
-    let conn = server.connection(&uid).expect("one session across the polls");
+    let conn = server
+        .connection(&uid)
+        .expect("one session across the polls");
     let status = conn.status();
     assert!(status.agent_description.is_some());
     assert!(status.effective_config.is_some());

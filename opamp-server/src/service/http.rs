@@ -21,10 +21,10 @@ use opamp_transport::http::{error_response, error_response_for, protobuf_respons
 
 use super::process::process_message;
 use super::{BoxError, ResponseBody, reject};
+use crate::Error;
 use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
 use crate::server::Shared;
 use crate::state::bad_request;
-use crate::Error;
 
 /// Answers one plain-HTTP request.
 pub(super) async fn handle<B>(
@@ -46,7 +46,11 @@ where
     let (parts, body) = request.into_parts();
     let decision = shared
         .callbacks
-        .on_connecting(&ConnectingRequest::new(&parts, remote, TransportKind::PlainHttp))
+        .on_connecting(&ConnectingRequest::new(
+            &parts,
+            remote,
+            TransportKind::PlainHttp,
+        ))
         .await;
     let callbacks = match decision.decision {
         Decision::Accept(callbacks) => callbacks,
@@ -59,12 +63,13 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| InstanceUid::from_str(v).ok());
 
-    let msg = match read_request::<AgentToServer, _>(Request::from_parts(parts, body), &shared.limits)
-        .await
-    {
-        Ok((_, msg)) => msg,
-        Err(err) => return read_failed(&shared, header_uid, err, accept_gzip).await,
-    };
+    let msg =
+        match read_request::<AgentToServer, _>(Request::from_parts(parts, body), &shared.limits)
+            .await
+        {
+            Ok((_, msg)) => msg,
+            Err(err) => return read_failed(&shared, header_uid, err, accept_gzip).await,
+        };
     let Ok(uid) = InstanceUid::try_from(msg.instance_uid.as_ref()) else {
         let err = Error::InvalidInstanceUid {
             len: msg.instance_uid.len(),
@@ -138,9 +143,8 @@ async fn reply(
                 }),
                 ..Default::default()
             };
-            protobuf_response(&fallback, false, &shared.limits).unwrap_or_else(|_| {
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, None)
-            })
+            protobuf_response(&fallback, false, &shared.limits)
+                .unwrap_or_else(|_| error_response(StatusCode::INTERNAL_SERVER_ERROR, None))
         }
     }
 }
@@ -172,13 +176,16 @@ async fn read_failed(
             .headers_mut()
             .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    if let Some(conn) = header_uid.and_then(|uid| shared.lookup(&uid)) {
-        if conn.transport() == TransportKind::PlainHttp {
-            let err = Error::Transport(err);
-            let _serial = conn.inner.serial.lock().await;
-            if !conn.is_closed() {
-                conn.inner.callbacks.on_read_message_error(&conn, &err).await;
-            }
+    if let Some(conn) = header_uid.and_then(|uid| shared.lookup(&uid))
+        && conn.transport() == TransportKind::PlainHttp
+    {
+        let err = Error::Transport(err);
+        let _serial = conn.inner.serial.lock().await;
+        if !conn.is_closed() {
+            conn.inner
+                .callbacks
+                .on_read_message_error(&conn, &err)
+                .await;
         }
     }
     response
@@ -191,8 +198,12 @@ fn bad_request_response(
     accept_gzip: bool,
 ) -> Response<ResponseBody> {
     let msg = bad_request(uid, err.to_string());
-    let mut response = protobuf_response(&msg, accept_gzip && msg.encoded_len() >= shared.settings.gzip_min_size, &shared.limits)
-        .unwrap_or_else(|_| error_response(StatusCode::BAD_REQUEST, None));
+    let mut response = protobuf_response(
+        &msg,
+        accept_gzip && msg.encoded_len() >= shared.settings.gzip_min_size,
+        &shared.limits,
+    )
+    .unwrap_or_else(|_| error_response(StatusCode::BAD_REQUEST, None));
     *response.status_mut() = StatusCode::BAD_REQUEST;
     response
 }

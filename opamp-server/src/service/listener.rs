@@ -15,9 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use opamp_transport::http::error_response;
 
+use crate::Error;
 use crate::callbacks::RemoteAddr;
 use crate::server::Shared;
-use crate::Error;
 
 #[cfg(feature = "tls")]
 type Acceptor = Option<opamp_transport::tls::TlsAcceptor>;
@@ -67,7 +67,12 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, acceptor: Accep
     tracing::debug!("listener stopped");
 }
 
-async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, remote: SocketAddr, acceptor: Acceptor) {
+async fn serve_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    remote: SocketAddr,
+    acceptor: Acceptor,
+) {
     #[cfg(feature = "tls")]
     if let Some(acceptor) = acceptor {
         match acceptor.accept(tcp).await {

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use opamp_proto::{AgentToServer, ServerToAgent};
 
+use crate::Error;
 use crate::callbacks::CloseReason;
 use crate::connection::Connection;
 use crate::server::{Registration, Shared};
 use crate::state::{bad_request, unavailable};
-use crate::Error;
 
 /// The result of processing one message.
 pub(super) struct Processed {
@@ -55,10 +55,7 @@ pub(super) async fn process_message(
                 .map(|u| u.to_bytes())
                 .unwrap_or_else(|| msg.instance_uid.clone());
             let reply = bad_request(uid, err.to_string());
-            conn.inner
-                .callbacks
-                .on_read_message_error(conn, &err)
-                .await;
+            conn.inner.callbacks.on_read_message_error(conn, &err).await;
             return Processed::reply(reply);
         }
     };
@@ -73,10 +70,7 @@ pub(super) async fn process_message(
             Registration::Rejected => {
                 let err = Error::DuplicateInstanceUid(outcome.instance_uid);
                 let reply = bad_request(outcome.instance_uid.to_bytes(), err.to_string());
-                conn.inner
-                    .callbacks
-                    .on_read_message_error(conn, &err)
-                    .await;
+                conn.inner.callbacks.on_read_message_error(conn, &err).await;
                 return Processed {
                     reply,
                     close: Some(CloseReason::DuplicateInstanceUid),

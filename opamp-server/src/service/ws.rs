@@ -27,11 +27,11 @@ use opamp_transport::ws::{CloseCode, upgrade_error_response, upgrade_response};
 
 use super::process::process_message;
 use super::{ResponseBody, reject};
+use crate::Error;
 use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
 use crate::connection::{Connection, Outgoing};
 use crate::server::Shared;
 use crate::state::{bad_request, has_content};
-use crate::Error;
 
 /// Answers a WebSocket upgrade request and starts the connection's task.
 pub(super) async fn handle_upgrade<B>(
@@ -54,7 +54,11 @@ pub(super) async fn handle_upgrade<B>(
     let (parts, body) = request.into_parts();
     let decision = shared
         .callbacks
-        .on_connecting(&ConnectingRequest::new(&parts, remote, TransportKind::WebSocket))
+        .on_connecting(&ConnectingRequest::new(
+            &parts,
+            remote,
+            TransportKind::WebSocket,
+        ))
         .await;
     let callbacks = match decision.decision {
         Decision::Accept(callbacks) => callbacks,
@@ -212,7 +216,12 @@ fn next_deadline(
         None => settings.ws_ping_interval.map(|i| last_read + i),
     };
     let gone = conn.lock().agent.liveness_deadline();
-    [ping, gone].into_iter().flatten().min().unwrap_or(far).min(far)
+    [ping, gone]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(far)
+        .min(far)
 }
 
 async fn on_payload<S>(
@@ -263,7 +272,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     tracing::debug!(conn = conn.id(), %err, "unusable message from the agent");
-    let uid = conn.instance_uid().map(|u| u.to_bytes()).unwrap_or_default();
+    let uid = conn
+        .instance_uid()
+        .map(|u| u.to_bytes())
+        .unwrap_or_default();
     let reply = bad_request(uid, err.to_string());
     conn.inner.callbacks.on_read_message_error(conn, &err).await;
     match send(shared, conn, ws, &reply).await {
@@ -277,7 +289,11 @@ const FLUSH_BATCH: usize = 16;
 
 /// Sends what waits for the agent (at most [`FLUSH_BATCH`] messages; the rest on the next
 /// wake-up, so reading is never starved).
-async fn flush<S>(shared: &Shared, conn: &Connection, ws: &mut WebSocketStream<S>) -> Result<(), Error>
+async fn flush<S>(
+    shared: &Shared,
+    conn: &Connection,
+    ws: &mut WebSocketStream<S>,
+) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -306,7 +322,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if msg.instance_uid.len() == InstanceUid::LEN && !has_content(msg) {
-        return write(shared, ws, Message::Binary(conn.ack_frame(&msg.instance_uid))).await;
+        return write(
+            shared,
+            ws,
+            Message::Binary(conn.ack_frame(&msg.instance_uid)),
+        )
+        .await;
     }
     match encode_ws_message(msg, &shared.limits) {
         Ok(payload) => write(shared, ws, Message::Binary(payload)).await,
@@ -322,7 +343,11 @@ where
     }
 }
 
-async fn write<S>(shared: &Shared, ws: &mut WebSocketStream<S>, message: Message) -> Result<(), Error>
+async fn write<S>(
+    shared: &Shared,
+    ws: &mut WebSocketStream<S>,
+    message: Message,
+) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -333,8 +358,12 @@ where
 }
 
 /// Sends a close frame and waits (briefly) for the agent's close reply.
-async fn close<S>(shared: &Shared, ws: &mut WebSocketStream<S>, code: CloseCode, reason: &'static str)
-where
+async fn close<S>(
+    shared: &Shared,
+    ws: &mut WebSocketStream<S>,
+    code: CloseCode,
+    reason: &'static str,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let timeout = shared.settings.close_timeout;

@@ -34,10 +34,7 @@ pub(crate) enum Observed {
     /// The UID the connection already uses.
     Same,
     /// The agent adopted the UID the server assigned.
-    Adopted {
-        old: InstanceUid,
-        new: InstanceUid,
-    },
+    Adopted { old: InstanceUid, new: InstanceUid },
 }
 
 /// The identity of the agent behind one connection.

@@ -171,13 +171,8 @@ impl StateConfig {
 
     /// The heartbeat interval to put in offers, in whole seconds (`Some(0)` disables).
     fn heartbeat_offer_seconds(&self) -> Option<u64> {
-        self.heartbeat_interval.map(|i| {
-            if i.is_zero() {
-                0
-            } else {
-                i.as_secs().max(1)
-            }
-        })
+        self.heartbeat_interval
+            .map(|i| if i.is_zero() { 0 } else { i.as_secs().max(1) })
     }
 }
 
@@ -385,7 +380,8 @@ impl AgentState {
 
         // Hashes the agent reports explicitly in this message decide whether offers go again.
         if let Some(s) = &msg.remote_config_status {
-            self.remote_config.observe_report(&s.last_remote_config_hash);
+            self.remote_config
+                .observe_report(&s.last_remote_config_hash);
         }
         if let Some(s) = &msg.package_statuses {
             self.packages
@@ -694,10 +690,9 @@ impl AgentState {
             .then(|| self.config.heartbeat_offer_seconds())
             .flatten();
         let effective = match (heartbeat, &self.settings_base) {
-            (Some(seconds), base) => Some(Arc::new(offers::with_heartbeat(
-                base.as_deref(),
-                seconds,
-            ))),
+            (Some(seconds), base) => {
+                Some(Arc::new(offers::with_heartbeat(base.as_deref(), seconds)))
+            }
             (None, Some(base)) => Some(base.clone()),
             (None, None) => None,
         };
@@ -717,12 +712,12 @@ impl AgentState {
 
     /// Adds the pending UID assignment to `msg`.
     fn add_identification(&self, msg: &mut ServerToAgent) {
-        if msg.error_response.is_none() {
-            if let Some(assignment) = self.identity.assignment() {
-                msg.agent_identification = Some(AgentIdentification {
-                    new_instance_uid: assignment.new_uid.to_bytes(),
-                });
-            }
+        if msg.error_response.is_none()
+            && let Some(assignment) = self.identity.assignment()
+        {
+            msg.agent_identification = Some(AgentIdentification {
+                new_instance_uid: assignment.new_uid.to_bytes(),
+            });
         }
     }
 
@@ -731,7 +726,8 @@ impl AgentState {
     fn complete(&mut self, msg: &mut ServerToAgent) {
         msg.flags |= std::mem::take(&mut self.reply_flags).bits();
         if !self.first_response_sent {
-            msg.capabilities |= (self.config.capabilities | ServerCapabilities::ACCEPTS_STATUS).bits();
+            msg.capabilities |=
+                (self.config.capabilities | ServerCapabilities::ACCEPTS_STATUS).bits();
             self.first_response_sent = true;
         }
         if !self.custom_capabilities_sent {
@@ -742,30 +738,32 @@ impl AgentState {
                 });
             }
         }
-        if self.remote_config_due() {
-            if let Some(config) = self.remote_config.desired() {
-                msg.remote_config = Some(AgentRemoteConfig::clone(config));
-                self.remote_config.mark_sent();
-            }
+        if self.remote_config_due()
+            && let Some(config) = self.remote_config.desired()
+        {
+            msg.remote_config = Some(AgentRemoteConfig::clone(config));
+            self.remote_config.mark_sent();
         }
-        if self.packages_due() {
-            if let Some(packages) = self.packages.desired() {
-                msg.packages_available = Some(PackagesAvailable::clone(packages));
-                self.packages.mark_sent();
-            }
+        if self.packages_due()
+            && let Some(packages) = self.packages.desired()
+        {
+            msg.packages_available = Some(PackagesAvailable::clone(packages));
+            self.packages.mark_sent();
         }
         if self
             .settings
             .due(self.status.last_connection_settings_hash())
+            && let Some(settings) = self.settings.desired()
         {
-            if let Some(settings) = self.settings.desired() {
-                msg.connection_settings = Some(ConnectionSettingsOffers::clone(settings));
-                self.settings.mark_sent();
-            }
+            msg.connection_settings = Some(ConnectionSettingsOffers::clone(settings));
+            self.settings.mark_sent();
         }
         let gated = gate(msg, &self.status);
         if gated.any() {
-            tracing::debug!(?gated, "parts of a message the agent does not accept were dropped");
+            tracing::debug!(
+                ?gated,
+                "parts of a message the agent does not accept were dropped"
+            );
         }
     }
 }

@@ -155,14 +155,13 @@ pub(crate) fn with_heartbeat(
     base: Option<&ConnectionSettingsOffers>,
     heartbeat_seconds: u64,
 ) -> ConnectionSettingsOffers {
-    if let Some(base) = base {
-        if base
+    if let Some(base) = base
+        && base
             .opamp
             .as_ref()
             .is_some_and(|o| o.heartbeat_interval_seconds != 0)
-        {
-            return base.clone();
-        }
+    {
+        return base.clone();
     }
     let mut offer = base.cloned().unwrap_or_default();
     offer
@@ -267,7 +266,10 @@ mod tests {
             ..Default::default()
         };
         let merged = with_heartbeat(Some(&base), 30);
-        assert_eq!(merged.opamp.as_ref().unwrap().heartbeat_interval_seconds, 30);
+        assert_eq!(
+            merged.opamp.as_ref().unwrap().heartbeat_interval_seconds,
+            30
+        );
         assert_ne!(merged.hash, base.hash);
 
         let explicit = ConnectionSettingsOffers {

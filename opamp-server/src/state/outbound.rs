@@ -6,9 +6,7 @@
 //! travel alone (spec §"ServerToAgent.error_response", §"ServerToAgent.command"), so they are
 //! kept apart and delivered in their own message.
 
-use opamp_proto::{
-    AgentCapabilities, ServerErrorResponse, ServerToAgent, ServerToAgentCommand,
-};
+use opamp_proto::{AgentCapabilities, ServerErrorResponse, ServerToAgent, ServerToAgentCommand};
 
 use super::AgentStatus;
 
@@ -123,7 +121,11 @@ fn replace_if_some<T>(slot: &mut Option<T>, value: Option<T>) {
 }
 
 /// Clears `slot` unless `caps` contains `needed`; true if it removed something.
-fn clear_unless<T>(slot: &mut Option<T>, caps: AgentCapabilities, needed: AgentCapabilities) -> bool {
+fn clear_unless<T>(
+    slot: &mut Option<T>,
+    caps: AgentCapabilities,
+    needed: AgentCapabilities,
+) -> bool {
     if slot.is_some() && !caps.contains(needed) {
         *slot = None;
         true
@@ -186,29 +188,41 @@ pub(crate) fn gate(msg: &mut ServerToAgent, status: &AgentStatus) -> Gated {
     }
     if let Some(offers) = &mut msg.connection_settings {
         let mut removed = false;
-        if let Some(opamp) = &mut offers.opamp {
-            if !caps.contains(AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS) {
-                let heartbeat_interval_seconds = opamp.heartbeat_interval_seconds;
-                if caps.contains(AgentCapabilities::REPORTS_HEARTBEAT)
-                    && heartbeat_interval_seconds != 0
-                {
-                    let only_heartbeat = opamp_proto::OpAmpConnectionSettings {
-                        heartbeat_interval_seconds,
-                        ..Default::default()
-                    };
-                    if *opamp != only_heartbeat {
-                        *opamp = only_heartbeat;
-                        removed = true;
-                    }
-                } else {
-                    offers.opamp = None;
+        if let Some(opamp) = &mut offers.opamp
+            && !caps.contains(AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS)
+        {
+            let heartbeat_interval_seconds = opamp.heartbeat_interval_seconds;
+            if caps.contains(AgentCapabilities::REPORTS_HEARTBEAT)
+                && heartbeat_interval_seconds != 0
+            {
+                let only_heartbeat = opamp_proto::OpAmpConnectionSettings {
+                    heartbeat_interval_seconds,
+                    ..Default::default()
+                };
+                if *opamp != only_heartbeat {
+                    *opamp = only_heartbeat;
                     removed = true;
                 }
+            } else {
+                offers.opamp = None;
+                removed = true;
             }
         }
-        removed |= clear_unless(&mut offers.own_metrics, caps, AgentCapabilities::REPORTS_OWN_METRICS);
-        removed |= clear_unless(&mut offers.own_traces, caps, AgentCapabilities::REPORTS_OWN_TRACES);
-        removed |= clear_unless(&mut offers.own_logs, caps, AgentCapabilities::REPORTS_OWN_LOGS);
+        removed |= clear_unless(
+            &mut offers.own_metrics,
+            caps,
+            AgentCapabilities::REPORTS_OWN_METRICS,
+        );
+        removed |= clear_unless(
+            &mut offers.own_traces,
+            caps,
+            AgentCapabilities::REPORTS_OWN_TRACES,
+        );
+        removed |= clear_unless(
+            &mut offers.own_logs,
+            caps,
+            AgentCapabilities::REPORTS_OWN_LOGS,
+        );
         if !offers.other_connections.is_empty()
             && !caps.contains(AgentCapabilities::ACCEPTS_OTHER_CONNECTION_SETTINGS)
         {
@@ -229,11 +243,11 @@ pub(crate) fn gate(msg: &mut ServerToAgent, status: &AgentStatus) -> Gated {
         msg.command = None;
         gated.command = true;
     }
-    if let Some(custom) = &msg.custom_message {
-        if !status.has_custom_capability(&custom.capability) {
-            msg.custom_message = None;
-            gated.custom_message = true;
-        }
+    if let Some(custom) = &msg.custom_message
+        && !status.has_custom_capability(&custom.capability)
+    {
+        msg.custom_message = None;
+        gated.custom_message = true;
     }
     gated
 }
@@ -278,7 +292,10 @@ mod tests {
             .unwrap();
         let body = pending.take_body().unwrap();
         assert_eq!(body.flags, 3);
-        assert_eq!(body.remote_config.unwrap().config_hash, Bytes::from_static(b"b"));
+        assert_eq!(
+            body.remote_config.unwrap().config_hash,
+            Bytes::from_static(b"b")
+        );
         assert!(pending.is_empty());
     }
 
@@ -395,7 +412,11 @@ mod tests {
         );
         assert!(!gated.any());
         assert_eq!(
-            msg.connection_settings.unwrap().opamp.unwrap().destination_endpoint,
+            msg.connection_settings
+                .unwrap()
+                .opamp
+                .unwrap()
+                .destination_endpoint,
             "wss://elsewhere"
         );
     }

@@ -131,10 +131,10 @@ impl AgentStatus {
         ) {
             changes |= StatusChanges::CONNECTION_SETTINGS_STATUS;
         }
-        if let Some(new) = &msg.available_components {
-            if merge_components(&mut self.available_components, new) {
-                changes |= StatusChanges::AVAILABLE_COMPONENTS;
-            }
+        if let Some(new) = &msg.available_components
+            && merge_components(&mut self.available_components, new)
+        {
+            changes |= StatusChanges::AVAILABLE_COMPONENTS;
         }
         changes
     }
@@ -245,7 +245,10 @@ impl StatusChanges {
         (Self::PACKAGE_STATUSES, "PACKAGE_STATUSES"),
         (Self::CUSTOM_CAPABILITIES, "CUSTOM_CAPABILITIES"),
         (Self::AVAILABLE_COMPONENTS, "AVAILABLE_COMPONENTS"),
-        (Self::CONNECTION_SETTINGS_STATUS, "CONNECTION_SETTINGS_STATUS"),
+        (
+            Self::CONNECTION_SETTINGS_STATUS,
+            "CONNECTION_SETTINGS_STATUS",
+        ),
     ];
 
     /// No change.

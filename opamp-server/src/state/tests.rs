@@ -65,9 +65,11 @@ fn first_reply_has_capabilities_and_uid_then_plain_acks() {
     assert!(out.first);
     let reply = s.respond(None);
     assert_eq!(reply.instance_uid, uid(1).to_bytes());
-    assert!(reply
-        .typed_capabilities()
-        .contains(ServerCapabilities::ACCEPTS_STATUS));
+    assert!(
+        reply
+            .typed_capabilities()
+            .contains(ServerCapabilities::ACCEPTS_STATUS)
+    );
     assert!(s.first_response_sent());
     s.handle_message(&msg(1, 1), Instant::now()).unwrap();
     let ack = s.respond(None);
@@ -107,14 +109,20 @@ fn sequence_gap_asks_for_full_state() {
     assert!(!out.sequence_gap);
     s.respond(None);
     // A retry of the same message is not a gap.
-    assert!(!s.handle_message(&msg(1, 1), Instant::now()).unwrap().sequence_gap);
+    assert!(
+        !s.handle_message(&msg(1, 1), Instant::now())
+            .unwrap()
+            .sequence_gap
+    );
     s.respond(None);
     let out = s.handle_message(&msg(1, 3), Instant::now()).unwrap();
     assert!(out.sequence_gap);
     let reply = s.respond(None);
-    assert!(reply
-        .typed_flags()
-        .contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        reply
+            .typed_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     s.handle_message(&full(1, 4), Instant::now()).unwrap();
     assert_eq!(s.respond(None).flags, 0);
 }
@@ -123,12 +131,24 @@ fn sequence_gap_asks_for_full_state() {
 fn lost_state_detected_on_first_message() {
     let mut s = state();
     // Reconnect after a server restart: seq 17, description omitted.
-    assert!(s.handle_message(&msg(1, 17), Instant::now()).unwrap().sequence_gap);
+    assert!(
+        s.handle_message(&msg(1, 17), Instant::now())
+            .unwrap()
+            .sequence_gap
+    );
     let mut s = state();
     // A fresh agent starting at 0, or one that sends its description: no request.
-    assert!(!s.handle_message(&msg(1, 0), Instant::now()).unwrap().sequence_gap);
+    assert!(
+        !s.handle_message(&msg(1, 0), Instant::now())
+            .unwrap()
+            .sequence_gap
+    );
     let mut s = state();
-    assert!(!s.handle_message(&full(1, 5), Instant::now()).unwrap().sequence_gap);
+    assert!(
+        !s.handle_message(&full(1, 5), Instant::now())
+            .unwrap()
+            .sequence_gap
+    );
 }
 
 #[test]
@@ -144,7 +164,10 @@ fn error_reply_keeps_flags_for_later() {
     // The full-state request and the capabilities come with the next message.
     s.handle_message(&full(1, 10), Instant::now()).unwrap();
     let next = s.respond(None);
-    assert!(next.typed_flags().contains(ServerToAgentFlags::REPORT_FULL_STATE));
+    assert!(
+        next.typed_flags()
+            .contains(ServerToAgentFlags::REPORT_FULL_STATE)
+    );
     assert_ne!(next.capabilities, 0);
 }
 
@@ -159,12 +182,15 @@ fn remote_config_offered_until_hash_matches() {
     s.handle_message(&msg(1, 1), Instant::now()).unwrap();
     assert!(s.respond(None).remote_config.is_none());
     // The agent reports the old hash: offered again.
-    s.handle_message(&reporting(1, 2, b"old"), Instant::now()).unwrap();
+    s.handle_message(&reporting(1, 2, b"old"), Instant::now())
+        .unwrap();
     assert!(s.respond(None).remote_config.is_some());
-    s.handle_message(&reporting(1, 3, b"old"), Instant::now()).unwrap();
+    s.handle_message(&reporting(1, 3, b"old"), Instant::now())
+        .unwrap();
     assert!(s.respond(None).remote_config.is_some());
     // The agent has it now.
-    s.handle_message(&reporting(1, 4, b"new"), Instant::now()).unwrap();
+    s.handle_message(&reporting(1, 4, b"new"), Instant::now())
+        .unwrap();
     assert!(s.respond(None).remote_config.is_none());
     s.handle_message(&msg(1, 5), Instant::now()).unwrap();
     assert!(s.respond(None).remote_config.is_none());
@@ -174,7 +200,8 @@ fn remote_config_offered_until_hash_matches() {
 #[test]
 fn offer_made_while_agent_already_has_it_is_not_sent() {
     let mut s = state();
-    s.handle_message(&reporting(1, 0, b"cfg"), Instant::now()).unwrap();
+    s.handle_message(&reporting(1, 0, b"cfg"), Instant::now())
+        .unwrap();
     s.respond(None);
     s.offer_remote_config(remote_config(b"cfg"));
     assert!(!s.has_pending());
@@ -307,7 +334,10 @@ fn custom_messages_need_the_agent_capability_and_one_at_a_time() {
         }),
         ..Default::default()
     };
-    assert!(matches!(s.queue(custom("io.y")), Err(Error::NotAccepted(_))));
+    assert!(matches!(
+        s.queue(custom("io.y")),
+        Err(Error::NotAccepted(_))
+    ));
     s.queue(custom("io.x")).unwrap();
     assert!(matches!(
         s.queue(custom("io.x")),
@@ -336,9 +366,15 @@ fn request_instance_uid_assigns_once_until_adopted() {
     // The agent asks again before switching: same answer, not a fresh assignment.
     let mut again = msg(1, 1);
     again.flags = AgentToServerFlags::REQUEST_INSTANCE_UID.bits();
-    assert_eq!(s.handle_message(&again, Instant::now()).unwrap().assigned, None);
     assert_eq!(
-        s.respond(None).agent_identification.unwrap().new_instance_uid,
+        s.handle_message(&again, Instant::now()).unwrap().assigned,
+        None
+    );
+    assert_eq!(
+        s.respond(None)
+            .agent_identification
+            .unwrap()
+            .new_instance_uid,
         fixed_uid().to_bytes()
     );
     // The agent switches.
@@ -386,7 +422,8 @@ fn heartbeat_offered_to_heartbeating_agents_and_liveness_follows() {
     assert_eq!(s.liveness_deadline(), Some(t0 + Duration::from_secs(20)));
     assert!(!s.is_gone(t0 + Duration::from_secs(19)));
     assert!(s.is_gone(t0 + Duration::from_secs(20)));
-    s.handle_message(&msg(1, 1), t0 + Duration::from_secs(15)).unwrap();
+    s.handle_message(&msg(1, 1), t0 + Duration::from_secs(15))
+        .unwrap();
     // Not offered twice.
     assert!(s.respond(None).connection_settings.is_none());
     assert!(!s.is_gone(t0 + Duration::from_secs(30)));
@@ -450,10 +487,11 @@ fn unknown_component_hash_asks_for_the_full_map() {
         ..Default::default()
     });
     s.handle_message(&m, Instant::now()).unwrap();
-    assert!(s
-        .respond(None)
-        .typed_flags()
-        .contains(ServerToAgentFlags::REPORT_AVAILABLE_COMPONENTS));
+    assert!(
+        s.respond(None)
+            .typed_flags()
+            .contains(ServerToAgentFlags::REPORT_AVAILABLE_COMPONENTS)
+    );
     let mut fullmap = msg(1, 1);
     fullmap.available_components = Some(AvailableComponents {
         hash: Bytes::from_static(b"h"),
@@ -540,9 +578,11 @@ impl Report {
             instance_uid: uid.to_bytes(),
             sequence_num: seq,
             capabilities: self.caps.unwrap_or(0),
-            agent_description: self
-                .description
-                .map(|d| AgentDescription::builder().service_name(format!("s{d}")).build()),
+            agent_description: self.description.map(|d| {
+                AgentDescription::builder()
+                    .service_name(format!("s{d}"))
+                    .build()
+            }),
             health: self.health.map(|healthy| ComponentHealth {
                 healthy,
                 ..Default::default()

@@ -9,8 +9,8 @@ use opamp_server::proto::{
     AgentCapabilities, AgentDescription, AgentToServer, InstanceUid, ServerToAgent,
 };
 use opamp_server::{
-    Callbacks, CloseReason, ConnectingRequest, Connection, ConnectionCallbacks,
-    ConnectionResponse, Error, Server, ServerSettings, TransportKind, async_trait,
+    Callbacks, CloseReason, ConnectingRequest, Connection, ConnectionCallbacks, ConnectionResponse,
+    Error, Server, ServerSettings, TransportKind, async_trait,
 };
 use opamp_transport::http::{HttpClient, HttpClientSettings, HttpRequestOptions};
 use opamp_transport::ws::{ClientWsConnection, WsConnectOptions, connect};
@@ -70,7 +70,11 @@ impl Recorder {
         Self::build(false, None, Some(delay))
     }
 
-    fn build(require_key: bool, on_message: Option<Box<OnMessage>>, slow: Option<Duration>) -> Self {
+    fn build(
+        require_key: bool,
+        on_message: Option<Box<OnMessage>>,
+        slow: Option<Duration>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 require_key,
@@ -114,7 +118,13 @@ impl Recorder {
     }
 
     pub fn count(&self, pred: impl Fn(&Event) -> bool) -> usize {
-        self.inner.events.lock().unwrap().iter().filter(|e| pred(e)).count()
+        self.inner
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| pred(e))
+            .count()
     }
 
     fn enter(&self, conn: &Connection) {
@@ -155,7 +165,11 @@ impl ConnectionCallbacks for Recorder {
         self.leave(conn);
     }
 
-    async fn on_message(&self, conn: &Connection, message: &AgentToServer) -> Option<ServerToAgent> {
+    async fn on_message(
+        &self,
+        conn: &Connection,
+        message: &AgentToServer,
+    ) -> Option<ServerToAgent> {
         self.enter(conn);
         if let Some(delay) = self.inner.slow_message {
             tokio::time::sleep(delay).await;
@@ -164,7 +178,11 @@ impl ConnectionCallbacks for Recorder {
             conn: conn.id(),
             seq: message.sequence_num,
         });
-        let reply = self.inner.on_message.as_ref().and_then(|f| f(conn, message));
+        let reply = self
+            .inner
+            .on_message
+            .as_ref()
+            .and_then(|f| f(conn, message));
         self.leave(conn);
         reply
     }
