@@ -123,13 +123,13 @@ pub(crate) async fn run(
     version: String,
     settings: FakeSettings,
 ) -> Result<u8, String> {
+    log_start(&settings, &version).map_err(|e| format!("start log: {e}"))?;
     if let Some(path) = &settings.behaviour.crash_if_exists
         && path.exists()
     {
         eprintln!("Error: crash requested: {} exists", path.display());
         return Ok(2);
     }
-    log_start(&settings, &version).map_err(|e| format!("start log: {e}"))?;
     let listener = bind(&settings.health_endpoint)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.health_endpoint))?;

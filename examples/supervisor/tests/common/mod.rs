@@ -1,0 +1,423 @@
+//! Test harness: an opamp-server that records reports, the fake agent, a supervisor running
+//! in the test's runtime, and a small HTTP file server for packages.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::rt::TokioIo;
+use opamp_example_agent::yaml::env::process_env;
+use opamp_server::proto::{
+    AgentConfigFile, AgentConfigMap, AgentRemoteConfig, AgentToServer, RemoteConfigStatus,
+    ServerToAgent,
+};
+use opamp_server::state::AgentStatus;
+use opamp_server::{
+    Callbacks, ConnectingRequest, Connection, ConnectionCallbacks, ConnectionResponse, Server,
+    ServerSettings, async_trait,
+};
+use opamp_supervisor::{Error, Supervisor, SupervisorConfig};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Generous limit, only to avoid hanging forever on a slow machine.
+pub const LIMIT: Duration = Duration::from_secs(90);
+
+pub fn fake_agent() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fake-agent"))
+}
+
+/// A port that was free a moment ago (for the fake agent's health endpoint).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    Sha256::digest(bytes).to_vec()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// The OpAMP server.
+
+#[derive(Default)]
+pub struct Log {
+    pub statuses: Mutex<Vec<RemoteConfigStatus>>,
+}
+
+struct Accept(Arc<Log>);
+struct Record(Arc<Log>);
+
+#[async_trait]
+impl Callbacks for Accept {
+    async fn on_connecting(&self, _request: &ConnectingRequest<'_>) -> ConnectionResponse {
+        ConnectionResponse::accept(Record(Arc::clone(&self.0)))
+    }
+}
+
+#[async_trait]
+impl ConnectionCallbacks for Record {
+    async fn on_message(&self, _conn: &Connection, msg: &AgentToServer) -> Option<ServerToAgent> {
+        if let Some(status) = &msg.remote_config_status {
+            self.0.statuses.lock().unwrap().push(status.clone());
+        }
+        None
+    }
+}
+
+pub struct TestServer {
+    pub server: Server,
+    pub url: String,
+    pub log: Arc<Log>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        let log = Arc::new(Log::default());
+        let settings = ServerSettings::default()
+            .with_listen_addr("127.0.0.1:0".parse().unwrap())
+            .with_heartbeat_interval(None);
+        let server = Server::new(settings, Accept(Arc::clone(&log))).unwrap();
+        let addr = server.start().await.unwrap();
+        TestServer {
+            server,
+            url: format!("ws://{addr}/v1/opamp"),
+            log,
+        }
+    }
+
+    /// Waits until an open connection's merged status satisfies `pred`.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&AgentStatus) -> bool,
+    ) -> (Connection, Arc<AgentStatus>) {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        let mut last = None;
+        loop {
+            for conn in self.server.connections() {
+                if conn.is_closed() {
+                    continue;
+                }
+                let status = conn.status();
+                if pred(&status) {
+                    return (conn, status);
+                }
+                last = Some(status);
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {last:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn statuses(&self) -> Vec<RemoteConfigStatus> {
+        self.log.statuses.lock().unwrap().clone()
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+pub fn healthy(status: &AgentStatus) -> bool {
+    status.health.as_ref().is_some_and(|h| h.healthy)
+}
+
+pub fn remote_status(status: &AgentStatus, hash: &[u8], wanted: i32) -> bool {
+    status
+        .remote_config_status
+        .as_ref()
+        .is_some_and(|r| r.status == wanted && r.last_remote_config_hash.as_ref() == hash)
+}
+
+/// The text of the only file of an effective configuration.
+pub fn effective_text(status: &AgentStatus) -> Option<String> {
+    let map = status.effective_config.as_ref()?.config_map.as_ref()?;
+    let file = map.config_map.values().next()?;
+    Some(String::from_utf8_lossy(&file.body).into_owned())
+}
+
+pub fn yaml_config(body: &str) -> AgentRemoteConfig {
+    AgentRemoteConfig {
+        config: Some(AgentConfigMap {
+            config_map: [(
+                "collector.yaml".to_owned(),
+                AgentConfigFile {
+                    body: body.to_owned().into(),
+                    content_type: "text/yaml".into(),
+                },
+            )]
+            .into(),
+        }),
+        config_hash: sha256(body.as_bytes()).into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The supervised setup.
+
+pub const BASE: &str = "receivers:
+  otlp: {}
+exporters:
+  debug: {}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [debug]
+";
+
+/// A directory with `supervisor.yaml`, `base.yaml` and the fake agent's files.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub health_port: u16,
+}
+
+impl Setup {
+    /// `fake_agent` is the `fake_agent:` section of the base configuration (YAML, indented
+    /// by two spaces), e.g. `"  crash_if_exists: /x\n"`.
+    pub fn new(server_url: &str, behaviour: &str, extra_capabilities: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let health_port = free_port();
+        let setup = Setup { dir, health_port };
+        setup.write_files(server_url, behaviour, extra_capabilities);
+        setup
+    }
+
+    pub fn write_files(&self, server_url: &str, behaviour: &str, extra_capabilities: &str) {
+        let start_log = self.path("starts.log");
+        let base = format!(
+            "{BASE}fake_agent:\n  start_log: {}\n{behaviour}",
+            start_log.display()
+        );
+        std::fs::write(self.path("base.yaml"), base).unwrap();
+        let supervisor = format!(
+            "server:
+  endpoint: {server_url}
+heartbeat_interval: 1s
+capabilities:
+  accepts_remote_config: true
+  reports_remote_config: true
+  accepts_restart_command: true
+  reports_own_metrics: true
+{extra_capabilities}agent:
+  executable: {exe}
+  config_file: effective.yaml
+  base_config: base.yaml
+  health_check_url: http://127.0.0.1:{port}/
+  inject_health_check: true
+  health_check_interval: 200ms
+  config_apply_timeout: 30s
+  stop_timeout: 10s
+  restart_backoff:
+    initial: 300ms
+    max: 3s
+    reset_after: 1m
+storage:
+  directory: data
+",
+            exe = fake_agent().display(),
+            port = self.health_port,
+        );
+        std::fs::write(self.path("supervisor.yaml"), supervisor).unwrap();
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn config(&self) -> SupervisorConfig {
+        SupervisorConfig::load(&self.path("supervisor.yaml"), &process_env).unwrap()
+    }
+
+    pub fn start(&self) -> Running {
+        let (stop, rx) = watch::channel(false);
+        let handle = tokio::spawn(Supervisor::new(self.config()).run(rx));
+        Running { stop, handle }
+    }
+
+    /// Lines of the fake agent's start log.
+    pub fn starts(&self) -> Vec<StartLine> {
+        std::fs::read_to_string(self.path("starts.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(StartLine::parse)
+            .collect()
+    }
+
+    pub fn effective_file(&self) -> String {
+        std::fs::read_to_string(self.path("effective.yaml")).unwrap_or_default()
+    }
+
+    /// The fake agent's health answer: (status code, body as JSON).
+    pub async fn agent_health(&self) -> Option<(u16, serde_json::Value)> {
+        get(&format!("127.0.0.1:{}", self.health_port), "/")
+            .await
+            .map(|(code, body)| (code, serde_json::from_slice(&body).unwrap_or_default()))
+    }
+
+    /// Waits until the fake agent answers 200 and `pred` holds for its answer.
+    pub async fn wait_agent(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            if let Some((200, body)) = self.agent_health().await
+                && pred(&body)
+            {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+pub struct StartLine {
+    pub millis: u64,
+    pub pid: u32,
+    pub version: String,
+    pub sha256: String,
+}
+
+impl StartLine {
+    fn parse(line: &str) -> Self {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        StartLine {
+            millis: parts[0].parse().unwrap(),
+            pid: parts[1].parse().unwrap(),
+            version: parts[2].to_owned(),
+            sha256: parts[3].to_owned(),
+        }
+    }
+}
+
+pub struct Running {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<Result<(), Error>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        self.stop.send(true).unwrap();
+        tokio::time::timeout(LIMIT, self.handle)
+            .await
+            .expect("the supervisor stops")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A plain HTTP/1.1 request to `authority`.
+pub async fn request(method: &str, authority: &str, path: &str) -> Option<(u16, Bytes)> {
+    let stream = tokio::net::TcpStream::connect(authority).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, authority)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+        .await
+        .ok()?
+        .ok()?;
+    let code = response.status().as_u16();
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    Some((code, body))
+}
+
+pub async fn get(authority: &str, path: &str) -> Option<(u16, Bytes)> {
+    request("GET", authority, path).await
+}
+
+// ---------------------------------------------------------------------------------------
+// A file server for package downloads.
+
+pub struct FileServer {
+    pub base_url: String,
+    task: JoinHandle<()>,
+}
+
+impl FileServer {
+    pub async fn start(files: BTreeMap<String, Vec<u8>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let files = Arc::new(files);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let files = Arc::clone(&files);
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let files = Arc::clone(&files);
+                            async move {
+                                let response = match files.get(req.uri().path()) {
+                                    Some(body) => {
+                                        http::Response::new(Full::new(Bytes::from(body.clone())))
+                                    }
+                                    None => http::Response::builder()
+                                        .status(404)
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap(),
+                                };
+                                Ok::<_, Infallible>(response)
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        FileServer {
+            base_url: format!("http://{addr}"),
+            task,
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A shell script that runs the fake agent with another version tag.
+pub fn wrapper_script(version: &str) -> Vec<u8> {
+    format!(
+        "#!/bin/sh\nexec '{}' --version-tag {version} \"$@\"\n",
+        fake_agent().display()
+    )
+    .into_bytes()
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
