@@ -25,5 +25,5 @@ cargo test --workspace --all-features --locked
 echo "== fuzz targets type-check"
 cargo check --manifest-path fuzz/Cargo.toml --bins
 
-echo "== benches compile"
-cargo bench --workspace --no-run --locked
+echo "== benchmarks, each run once in test mode"
+cargo test --workspace --all-features --benches --locked
