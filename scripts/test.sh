@@ -20,10 +20,10 @@ if [ -f interop/setup.sh ]; then
 fi
 
 echo "== cargo test (workspace, all features)"
-cargo test --workspace --all-features --locked
+cargo test --workspace --all-features
 
 echo "== fuzz targets type-check"
 cargo check --manifest-path fuzz/Cargo.toml --bins
 
 echo "== benchmarks, each run once in test mode"
-cargo test --workspace --all-features --benches --locked
+cargo test --workspace --all-features --benches
