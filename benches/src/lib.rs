@@ -1,4 +1,5 @@
-//! Shared fixtures for the OpAMP benchmarks: realistic messages of known shape and size.
+//! Benchmarks for the OpAMP crates: shared fixtures for the criterion benchmarks, the load
+//! generator (`loadgen` binary) and the minimal server it targets (`minimal-server` binary).
 //!
 //! ```
 //! use opamp_benches::sample;
@@ -9,4 +10,6 @@
 //! assert!((9 * 1024..=11 * 1024).contains(&size), "{size} bytes");
 //! ```
 
+pub mod loadgen;
+pub mod minimal_server;
 pub mod sample;

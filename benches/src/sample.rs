@@ -80,7 +80,12 @@ fn health_tree(start_time_unix_nano: u64) -> ComponentHealth {
     };
     let pipeline = |kind: &str| {
         let mut children = BTreeMap::new();
-        for role in ["receiver", "processor/batch", "processor/memory_limiter", "exporter"] {
+        for role in [
+            "receiver",
+            "processor/batch",
+            "processor/memory_limiter",
+            "exporter",
+        ] {
             let id = format!("{role}/{kind}");
             children.insert(id.clone(), component(&id));
         }
