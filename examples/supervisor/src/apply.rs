@@ -7,8 +7,10 @@
 //!
 //! 1. a change makes a candidate; the supervisor deploys it ([`Step::Deploy`]) and reports
 //!    `APPLYING`;
-//! 2. the agent becomes healthy before the apply timeout: the candidate is the new last good
-//!    ([`Step::Applied`]);
+//! 2. the agent is healthy, and stays healthy for the stable time, before the apply timeout:
+//!    the candidate is the new last good ([`Step::Applied`]). The stable time catches an
+//!    agent that fails shortly after it first answers (or, with a reload by signal, an
+//!    answer given before the reload took effect);
 //! 3. the agent exits, or the timeout passes, or the candidate cannot be deployed: the
 //!    candidate failed ([`Step::Failed`]), the parts that changed are refused (a failed remote
 //!    hash is not tried again, offered telemetry and executable revert), and the last good is
@@ -84,12 +86,14 @@ pub enum Step {
 struct Attempt {
     candidate: Desired,
     deadline: Instant,
+    healthy_since: Option<Instant>,
 }
 
 /// The apply/rollback state machine.
 #[derive(Debug, Clone)]
 pub struct ApplyMachine {
     timeout: Duration,
+    stable: Duration,
     good: Desired,
     latest: Desired,
     failed_remote: Option<Vec<u8>>,
@@ -108,11 +112,20 @@ impl ApplyMachine {
     ) -> Self {
         ApplyMachine {
             timeout,
+            stable: Duration::ZERO,
             good,
             latest,
             failed_remote,
             attempt: None,
         }
+    }
+
+    /// Requires a candidate to stay healthy for `stable` before it counts as applied
+    /// (default: the first healthy check is enough).
+    #[must_use]
+    pub fn with_stable_time(mut self, stable: Duration) -> Self {
+        self.stable = stable;
+        self
     }
 
     /// The last good state.
@@ -135,9 +148,13 @@ impl ApplyMachine {
         self.attempt.as_ref().map(|a| &a.candidate)
     }
 
-    /// When the attempt times out.
+    /// When [`tick`](Self::tick) has something to do: the attempt times out, or its stable
+    /// time is over.
     pub fn deadline(&self) -> Option<Instant> {
-        self.attempt.as_ref().map(|a| a.deadline)
+        self.attempt.as_ref().map(|a| match a.healthy_since {
+            Some(since) => a.deadline.min(since + self.stable),
+            None => a.deadline,
+        })
     }
 
     /// What to try next: the latest state, without a remote configuration known to fail.
@@ -162,6 +179,7 @@ impl ApplyMachine {
         self.attempt = Some(Attempt {
             candidate: candidate.clone(),
             deadline: now + self.timeout,
+            healthy_since: None,
         });
         vec![Step::Deploy {
             desired: candidate,
@@ -203,6 +221,24 @@ impl ApplyMachine {
 
     /// A health check of the deployed agent succeeded.
     pub fn healthy(&mut self, now: Instant) -> Vec<Step> {
+        let Some(attempt) = &mut self.attempt else {
+            return Vec::new();
+        };
+        let since = *attempt.healthy_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < self.stable {
+            return Vec::new();
+        }
+        self.applied(now)
+    }
+
+    /// A health check of the deployed agent failed: the stable time starts again.
+    pub fn unhealthy(&mut self) {
+        if let Some(attempt) = &mut self.attempt {
+            attempt.healthy_since = None;
+        }
+    }
+
+    fn applied(&mut self, now: Instant) -> Vec<Step> {
         let Some(attempt) = self.attempt.take() else {
             return Vec::new();
         };
@@ -225,9 +261,17 @@ impl ApplyMachine {
         self.fail(reason.to_owned(), now)
     }
 
-    /// Time passed: an attempt past its deadline failed.
+    /// Time passed: an attempt healthy for its whole stable time is applied; an attempt past
+    /// its deadline failed.
     pub fn tick(&mut self, now: Instant) -> Vec<Step> {
         match &self.attempt {
+            Some(attempt)
+                if attempt
+                    .healthy_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= self.stable) =>
+            {
+                self.applied(now)
+            }
             Some(attempt) if now >= attempt.deadline => self.fail(
                 format!(
                     "the agent did not become healthy within {}",
@@ -473,6 +517,53 @@ mod tests {
         assert_eq!(m.offer_telemetry(telemetry.clone(), now).len(), 1);
         m.healthy(now);
         assert_eq!(m.good().telemetry, telemetry);
+    }
+
+    #[test]
+    fn the_stable_time_must_pass_without_a_failed_check() {
+        let local = Desired::local("/bin/agent");
+        let stable = Duration::from_secs(2);
+        let mut m = ApplyMachine::new(local.clone(), local, None, TIMEOUT).with_stable_time(stable);
+        let t0 = Instant::now();
+        m.offer_remote(remote(1), t0);
+        assert!(m.healthy(t0 + Duration::from_secs(1)).is_empty());
+        assert_eq!(m.deadline(), Some(t0 + Duration::from_secs(3)));
+        m.unhealthy();
+        assert_eq!(m.deadline(), Some(t0 + TIMEOUT));
+        assert!(m.healthy(t0 + Duration::from_secs(2)).is_empty());
+        assert!(m.healthy(t0 + Duration::from_secs(3)).is_empty());
+        // An exit within the stable time fails the attempt.
+        let mut failing = m.clone();
+        assert!(matches!(
+            failing.agent_exited("crash", t0 + Duration::from_secs(3))[0],
+            Step::Failed { .. }
+        ));
+        // Healthy long enough: applied, by a check or by the clock.
+        let mut by_tick = m.clone();
+        assert!(matches!(
+            m.healthy(t0 + Duration::from_secs(4))[0],
+            Step::Applied { .. }
+        ));
+        assert!(by_tick.tick(t0 + Duration::from_millis(3999)).is_empty());
+        assert!(matches!(
+            by_tick.tick(t0 + Duration::from_secs(4))[0],
+            Step::Applied { .. }
+        ));
+    }
+
+    #[test]
+    fn a_stable_time_longer_than_the_timeout_fails() {
+        let local = Desired::local("/bin/agent");
+        let mut m = ApplyMachine::new(local.clone(), local, None, Duration::from_secs(5))
+            .with_stable_time(Duration::from_secs(10));
+        let t0 = Instant::now();
+        m.offer_remote(remote(1), t0);
+        m.healthy(t0);
+        assert_eq!(m.deadline(), Some(t0 + Duration::from_secs(5)));
+        assert!(matches!(
+            m.tick(t0 + Duration::from_secs(5))[0],
+            Step::Failed { .. }
+        ));
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //!   inject_health_check: true                   # add extensions.health_check to the config
 //!   health_check_interval: 1s
 //!   config_apply_timeout: 30s
+//!   config_stable_time: 3s                      # healthy this long before APPLIED
 //!   stop_timeout: 10s
 //!   reload: restart                             # or sighup
 //!   restart_backoff: { initial: 1s, max: 1m, reset_after: 1m }
@@ -127,6 +128,8 @@ pub struct AgentSection {
     #[serde(default, deserialize_with = "duration::deserialize_option")]
     pub config_apply_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "duration::deserialize_option")]
+    pub config_stable_time: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::deserialize_option")]
     pub stop_timeout: Option<Duration>,
     #[serde(default)]
     pub reload: ReloadMode,
@@ -188,6 +191,8 @@ pub struct AgentSettings {
     pub health_check_interval: Duration,
     /// How long a new configuration or binary has to become healthy.
     pub config_apply_timeout: Duration,
+    /// How long it must stay healthy (within the timeout) before it counts as applied.
+    pub config_stable_time: Duration,
     /// How long the agent has to exit after `SIGTERM` before it is killed.
     pub stop_timeout: Duration,
     /// How configuration changes reach the agent.
@@ -416,6 +421,14 @@ impl AgentSection {
                 "must be at least health_check_interval",
             ));
         }
+        let config_stable_time = self.config_stable_time.unwrap_or(Duration::from_secs(3));
+        if config_stable_time >= config_apply_timeout {
+            return Err(ConfigError::invalid(
+                file,
+                key("config_stable_time"),
+                "must be shorter than config_apply_timeout",
+            ));
+        }
         let stop_timeout = positive(
             file,
             &key("stop_timeout"),
@@ -474,6 +487,7 @@ impl AgentSection {
             inject_health_check: self.inject_health_check,
             health_check_interval,
             config_apply_timeout,
+            config_stable_time,
             stop_timeout,
             reload: self.reload,
             restart_backoff: BackoffSettings::new(initial, max, reset_after),

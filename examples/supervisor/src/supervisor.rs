@@ -132,7 +132,8 @@ impl Loop {
             latest.clone(),
             failed,
             config.agent.config_apply_timeout,
-        );
+        )
+        .with_stable_time(config.agent.config_stable_time);
 
         let (callbacks, inbox) = SupervisorCallbacks::new(latest.telemetry.clone());
         let (install_tx, installs) = mpsc::channel(1);
@@ -354,6 +355,7 @@ impl Loop {
                 self.execute(steps).await;
             }
             Err(error) => {
+                self.machine.unhealthy();
                 self.health = match &self.health {
                     AgentHealth::Healthy | AgentHealth::Unhealthy { .. } => {
                         if self.health.is_healthy() {

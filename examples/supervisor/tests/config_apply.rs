@@ -170,3 +170,90 @@ async fn own_metrics_offer_adds_the_pipeline() {
     supervisor.stop().await;
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_never_healthy_times_out_and_rolls_back() {
+    let server = TestServer::start().await;
+    let setup = Setup::with_overrides(&server.url, "", "", vec![("config_apply_timeout", "3s")]);
+    let supervisor = setup.start();
+    let (conn, _) = server.wait_for("a healthy agent", healthy).await;
+    let unhealthy = yaml_config("fake_agent:\n  unhealthy: true\n");
+    conn.offer_remote_config(unhealthy.clone()).unwrap();
+    let (_, status) = server
+        .wait_for("FAILED after the timeout", |s| {
+            remote_status(
+                s,
+                &unhealthy.config_hash,
+                RemoteConfigStatuses::Failed as i32,
+            )
+        })
+        .await;
+    let message = &status.remote_config_status.as_ref().unwrap().error_message;
+    assert!(
+        message.contains("did not become healthy within 3s"),
+        "{message}"
+    );
+    assert!(
+        message.contains("rolled back to the local configuration"),
+        "{message}"
+    );
+    server
+        .wait_for("healthy on the local config", |s| {
+            healthy(s) && effective_text(s).is_some_and(|t| !t.contains("unhealthy"))
+        })
+        .await;
+    assert!(!setup.effective_file().contains("unhealthy"));
+    supervisor.stop().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_by_sighup_keeps_the_process() {
+    let server = TestServer::start().await;
+    let setup = Setup::with_overrides(&server.url, "", "", vec![("reload", "sighup")]);
+    let supervisor = setup.start();
+    let (conn, _) = server.wait_for("a healthy agent", healthy).await;
+    let pid = setup.wait_agent("the agent", |_| true).await["pid"].as_u64();
+
+    let good = yaml_config(GOOD);
+    conn.offer_remote_config(good.clone()).unwrap();
+    server
+        .wait_for("APPLIED", |s| {
+            remote_status(s, &good.config_hash, RemoteConfigStatuses::Applied as i32)
+        })
+        .await;
+    let expected_sha = hex(&sha256(setup.effective_file().as_bytes()));
+    let answer = setup
+        .wait_agent("the reloaded config", |b| {
+            b["config_sha256"] == expected_sha.as_str()
+        })
+        .await;
+    assert_eq!(answer["pid"].as_u64(), pid, "reloaded in place");
+    assert_eq!(setup.starts().len(), 1);
+
+    // The agent dies on reloading a bad config: FAILED, and restarted on the good one.
+    let bad = yaml_config(&format!("{GOOD}{MARKED_BAD}"));
+    conn.offer_remote_config(bad.clone()).unwrap();
+    let (_, status) = server
+        .wait_for("FAILED", |s| {
+            remote_status(s, &bad.config_hash, RemoteConfigStatuses::Failed as i32)
+        })
+        .await;
+    let message = &status.remote_config_status.as_ref().unwrap().error_message;
+    assert!(
+        message.contains("config marked bad by the test"),
+        "{message}"
+    );
+    let answer = setup
+        .wait_agent("the agent back on the good config", |b| {
+            b["config_sha256"] == expected_sha.as_str()
+        })
+        .await;
+    assert_ne!(
+        answer["pid"].as_u64(),
+        pid,
+        "a new process after the rollback"
+    );
+    supervisor.stop().await;
+    server.shutdown().await;
+}

@@ -185,15 +185,30 @@ service:
 pub struct Setup {
     pub dir: tempfile::TempDir,
     pub health_port: u16,
+    /// `agent:` settings that replace the defaults of the test (`("reload", "sighup")`).
+    pub agent_overrides: Vec<(&'static str, &'static str)>,
 }
 
 impl Setup {
-    /// `fake_agent` is the `fake_agent:` section of the base configuration (YAML, indented
-    /// by two spaces), e.g. `"  crash_if_exists: /x\n"`.
+    /// `behaviour` is the rest of the `fake_agent:` section of the base configuration
+    /// (YAML, indented by two spaces), e.g. `"  crash_if_exists: /x\n"`.
     pub fn new(server_url: &str, behaviour: &str, extra_capabilities: &str) -> Self {
+        Self::with_overrides(server_url, behaviour, extra_capabilities, Vec::new())
+    }
+
+    pub fn with_overrides(
+        server_url: &str,
+        behaviour: &str,
+        extra_capabilities: &str,
+        agent_overrides: Vec<(&'static str, &'static str)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let health_port = free_port();
-        let setup = Setup { dir, health_port };
+        let setup = Setup {
+            dir,
+            health_port,
+            agent_overrides,
+        };
         setup.write_files(server_url, behaviour, extra_capabilities);
         setup
     }
@@ -205,6 +220,30 @@ impl Setup {
             start_log.display()
         );
         std::fs::write(self.path("base.yaml"), base).unwrap();
+        let exe = fake_agent().display().to_string();
+        let health_url = format!("http://127.0.0.1:{}/", self.health_port);
+        let mut agent: Vec<(&str, &str)> = vec![
+            ("executable", &exe),
+            ("config_file", "effective.yaml"),
+            ("base_config", "base.yaml"),
+            ("health_check_url", &health_url),
+            ("inject_health_check", "true"),
+            ("health_check_interval", "200ms"),
+            ("config_apply_timeout", "30s"),
+            ("config_stable_time", "600ms"),
+            ("stop_timeout", "10s"),
+            (
+                "restart_backoff",
+                "{initial: 300ms, max: 3s, reset_after: 1m}",
+            ),
+        ];
+        for (key, value) in &self.agent_overrides {
+            match agent.iter_mut().find(|(k, _)| k == key) {
+                Some(entry) => entry.1 = value,
+                None => agent.push((key, value)),
+            }
+        }
+        let agent: String = agent.iter().map(|(k, v)| format!("  {k}: {v}\n")).collect();
         let supervisor = format!(
             "server:
   endpoint: {server_url}
@@ -215,23 +254,9 @@ capabilities:
   accepts_restart_command: true
   reports_own_metrics: true
 {extra_capabilities}agent:
-  executable: {exe}
-  config_file: effective.yaml
-  base_config: base.yaml
-  health_check_url: http://127.0.0.1:{port}/
-  inject_health_check: true
-  health_check_interval: 200ms
-  config_apply_timeout: 30s
-  stop_timeout: 10s
-  restart_backoff:
-    initial: 300ms
-    max: 3s
-    reset_after: 1m
-storage:
+{agent}storage:
   directory: data
-",
-            exe = fake_agent().display(),
-            port = self.health_port,
+"
         );
         std::fs::write(self.path("supervisor.yaml"), supervisor).unwrap();
     }
