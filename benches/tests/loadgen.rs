@@ -158,3 +158,21 @@ async fn storm_agents_come_back_after_a_restart() {
     let _ = std::fs::remove_file(&marker);
     second.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_connect() {
+    let server = minimal().await;
+    let report = loadgen::run(Config {
+        mode: Mode::IdleClients,
+        url: server.ws_url(),
+        agents: 10,
+        duration: Duration::from_millis(200),
+        ..Config::default()
+    })
+    .await
+    .expect("idle-clients runs");
+    println!("{}", report.values);
+    assert_eq!(report.get("clients_connected"), Some(10.0));
+    assert!(report.get("client_rss_each_bytes").is_some());
+    server.shutdown().await;
+}

@@ -15,7 +15,7 @@ use opamp_benches::loadgen::{self, Config, Mode, ServerPid};
 #[derive(Debug, Parser)]
 #[command(name = "loadgen", version)]
 struct Args {
-    /// hold, throughput, fanout or storm.
+    /// hold, throughput, fanout, storm or idle-clients.
     #[arg(long, default_value = "hold")]
     mode: Mode,
     /// OpAMP endpoint: ws://HOST:PORT/PATH or http://HOST:PORT/PATH.

@@ -10,12 +10,15 @@
 //!   reports the time until every agent received it and (with an "applied" URL) until the
 //!   server saw every `APPLIED`;
 //! * `storm`: held agents while a command restarts the server; reports the time until all
-//!   are back and the peak reconnect rate.
+//!   are back and the peak reconnect rate;
+//! * `idle-clients`: real `opamp_client::Client`s in this process, connected and idle;
+//!   reports this process's RSS per client.
 //!
 //! Given the server's PID (or a PID file), every mode reports the server's RSS and CPU seconds
 //! from `/proc`, beside the load generator's own.
 
 pub mod agent;
+pub mod clients;
 pub mod conn;
 pub mod procfs;
 mod run;

@@ -22,6 +22,8 @@ pub enum Mode {
     Fanout,
     /// Held agents, then a server restart.
     Storm,
+    /// Real `opamp_client::Client`s, idle.
+    IdleClients,
 }
 
 impl std::str::FromStr for Mode {
@@ -32,8 +34,9 @@ impl std::str::FromStr for Mode {
             "throughput" => Ok(Mode::Throughput),
             "fanout" => Ok(Mode::Fanout),
             "storm" => Ok(Mode::Storm),
+            "idle-clients" => Ok(Mode::IdleClients),
             other => Err(format!(
-                "unknown mode {other:?} (hold, throughput, fanout, storm)"
+                "unknown mode {other:?} (hold, throughput, fanout, storm, idle-clients)"
             )),
         }
     }
@@ -202,6 +205,19 @@ pub async fn run(config: Config) -> Result<Report, String> {
         "transport".into(),
         json!(format!("{:?}", shared.target.transport).to_lowercase()),
     );
+    if config.mode == Mode::IdleClients {
+        super::clients::idle_clients(
+            &config.url,
+            config.agents,
+            config.duration.max(Duration::from_secs(60)),
+            config.duration,
+            &mut out,
+        )
+        .await?;
+        return Ok(Report {
+            values: Value::Object(out),
+        });
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let closed_loop = config.mode == Mode::Throughput;
     let watch = Watch::start(&config.server_pid);
@@ -293,6 +309,7 @@ pub async fn run(config: Config) -> Result<Report, String> {
         }
         Mode::Fanout => fanout(&shared, &config, &mut out).await?,
         Mode::Storm => storm(&shared, &config, &mut out).await?,
+        Mode::IdleClients => {}
     }
     shared.stop.cancel();
     let drain = async { while tasks.join_next().await.is_some() {} };
