@@ -108,8 +108,8 @@ pub struct BackoffSection {
     pub reset_after: Option<Duration>,
 }
 
-/// `agent:` as written.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+/// `agent:` as written. `Debug` shows environment variable names, not their values.
+#[derive(Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 #[allow(missing_docs)] // documented in the module example
@@ -169,8 +169,8 @@ pub struct SupervisorFile {
     pub storage: StorageSection,
 }
 
-/// The agent, checked.
-#[derive(Debug, Clone)]
+/// The agent, checked. `Debug` shows neither environment values nor the base configuration.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct AgentSettings {
     /// The executable configured (a package update may replace it; see the README).
@@ -494,6 +494,33 @@ impl AgentSection {
             own_metrics_target,
             description,
         })
+    }
+}
+
+impl std::fmt::Debug for AgentSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSection")
+            .field("executable", &self.executable)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("config_file", &self.config_file)
+            .field("base_config", &self.base_config)
+            .field("health_check_url", &self.health_check_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AgentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentSettings")
+            .field("executable", &self.executable)
+            .field("args", &self.args)
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("config_file", &self.config_file)
+            .field("base_config", &self.base_config.is_some())
+            .field("health_check_url", &self.health_check_url)
+            .field("reload", &self.reload)
+            .finish_non_exhaustive()
     }
 }
 

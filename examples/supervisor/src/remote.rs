@@ -7,6 +7,10 @@ use std::fmt;
 use opamp_client::proto::AgentRemoteConfig;
 use serde::{Deserialize, Serialize};
 
+/// The largest remote configuration accepted (all files together). The supervisor keeps two
+/// (last received, last good) in its state file.
+pub const MAX_REMOTE_CONFIG: usize = 8 * 1024 * 1024;
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -68,8 +72,19 @@ pub struct RemoteConfig {
 }
 
 impl RemoteConfig {
-    /// Takes an offer; bodies must be UTF-8 text.
+    /// Takes an offer; bodies must be UTF-8 text, [`MAX_REMOTE_CONFIG`] bytes at most.
     pub fn from_proto(offer: &AgentRemoteConfig) -> Result<Self, String> {
+        let total: usize = offer
+            .config
+            .iter()
+            .flat_map(|map| map.config_map.values())
+            .map(|file| file.body.len())
+            .sum();
+        if total > MAX_REMOTE_CONFIG {
+            return Err(format!(
+                "the configuration is {total} bytes, more than the {MAX_REMOTE_CONFIG} accepted"
+            ));
+        }
         let mut files = BTreeMap::new();
         for (name, file) in offer.config.iter().flat_map(|map| &map.config_map) {
             let body = std::str::from_utf8(&file.body)
@@ -133,6 +148,28 @@ mod tests {
             RemoteConfig::from_proto(&bad)
                 .unwrap_err()
                 .contains("UTF-8")
+        );
+    }
+
+    #[test]
+    fn too_large_is_refused() {
+        let offer = AgentRemoteConfig {
+            config: Some(AgentConfigMap {
+                config_map: [(
+                    "big.yaml".to_owned(),
+                    AgentConfigFile {
+                        body: vec![b'a'; MAX_REMOTE_CONFIG + 1].into(),
+                        content_type: String::new(),
+                    },
+                )]
+                .into(),
+            }),
+            config_hash: vec![1].into(),
+        };
+        assert!(
+            RemoteConfig::from_proto(&offer)
+                .unwrap_err()
+                .contains("more than")
         );
     }
 

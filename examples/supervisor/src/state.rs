@@ -17,8 +17,9 @@ use crate::remote::RemoteConfig;
 
 /// The state file name.
 pub const STATE_FILE: &str = "supervisor_state.json";
-/// The largest state file read (configurations are at most 16 MiB each).
-pub const MAX_STATE_FILE: u64 = 64 * 1024 * 1024;
+/// The largest state file read: it holds two remote configurations of at most
+/// [`MAX_REMOTE_CONFIG`](crate::remote::MAX_REMOTE_CONFIG) bytes each, escaped as JSON.
+pub const MAX_STATE_FILE: u64 = 128 * 1024 * 1024;
 
 /// The persisted state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -363,12 +363,15 @@ impl Loop {
                         }
                         AgentHealth::Unhealthy { last_error: error }
                     }
-                    _ => {
-                        tracing::debug!(%error, "agent not healthy yet");
+                    AgentHealth::Starting { last_error } => {
+                        if last_error.as_ref() != Some(&error) {
+                            tracing::info!(%error, "agent is not healthy yet");
+                        }
                         AgentHealth::Starting {
                             last_error: Some(error),
                         }
                     }
+                    other => other.clone(),
                 };
             }
         }

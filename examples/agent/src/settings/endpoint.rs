@@ -39,7 +39,8 @@ pub struct TlsSection {
 }
 
 /// An endpoint section: `endpoint`, `headers`, `tls` and, for plain HTTP, `polling_interval`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// `Debug` shows header names, never their values.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct EndpointSection {
@@ -56,8 +57,9 @@ pub struct EndpointSection {
     pub polling_interval: Option<Duration>,
 }
 
-/// A checked endpoint, ready for `ClientSettings`.
-#[derive(Debug, Clone)]
+/// A checked endpoint, ready for `ClientSettings`. Header values are marked sensitive, and
+/// `Debug` shows header names only.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct Endpoint {
     /// The URL.
@@ -70,6 +72,29 @@ pub struct Endpoint {
     pub tls: TlsClientSettings,
     /// Plain HTTP polling interval, if set.
     pub polling_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for EndpointSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointSection")
+            .field("endpoint", &self.endpoint)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("tls", &self.tls)
+            .field("polling_interval", &self.polling_interval)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("transport", &self.transport)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("tls", &self.tls)
+            .field("polling_interval", &self.polling_interval)
+            .finish()
+    }
 }
 
 impl EndpointSection {
@@ -145,13 +170,14 @@ impl EndpointSection {
             let header_key = join_key(&key("headers"), name);
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ConfigError::invalid(file, &header_key, "invalid header name"))?;
-            let value = HeaderValue::from_str(value).map_err(|_| {
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
                 ConfigError::invalid(
                     file,
                     &header_key,
                     "invalid header value (visible ASCII only)",
                 )
             })?;
+            value.set_sensitive(true);
             headers.append(name, value);
         }
         let tls = match &self.tls {
@@ -335,6 +361,17 @@ mod tests {
         });
         let err = s.check(Path::new("a.yaml"), "server.ws", None).unwrap_err();
         assert_eq!(err.key(), Some("server.ws.tls"));
+    }
+
+    #[test]
+    fn debug_hides_header_values() {
+        let mut s = section("ws://h/v1/opamp");
+        s.headers
+            .insert("Authorization".into(), "Bearer s3cret".into());
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let ep = s.check(Path::new("a.yaml"), "server", None).unwrap();
+        assert!(!format!("{ep:?}").contains("s3cret"));
+        assert!(format!("{ep:?}").contains("authorization"));
     }
 
     #[test]

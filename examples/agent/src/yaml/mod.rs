@@ -4,7 +4,7 @@
 //!
 //! 1. [`read_file`]: at most [`MAX_CONFIG_FILE_SIZE`] bytes of UTF-8 text;
 //! 2. [`parse`]: YAML syntax (the error carries the line and column);
-//! 3. [`expand_env`]: `${ENV}` references in string values (see [`env`]);
+//! 3. [`expand_env`]: `${ENV}` references in string values (see [`env`](mod@env));
 //! 4. [`deserialize`]: into typed settings whose structs refuse unknown keys; the error names
 //!    the key path, e.g. `extensions.opamp.server.ws.endpoint`.
 //!
