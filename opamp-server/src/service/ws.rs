@@ -126,18 +126,30 @@ where
     let settings = &shared.settings;
     let mut last_read = Instant::now();
     let mut ping_sent: Option<Instant> = None;
-    let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
+    // The timer is armed lazily: it is moved earlier when needed, never later. When it fires
+    // too early (messages arrived meanwhile), the checks below find nothing due and it is
+    // re-armed, so a busy connection touches the timer about once per deadline period, not
+    // once per message.
+    let mut sleep = pin!(tokio::time::sleep(Duration::ZERO));
+    let mut armed: Option<Instant> = None;
+    // Kept registered across iterations so that waiting costs nothing per message.
+    let mut wake = pin!(conn.inner.wake.notified());
     loop {
-        let deadline = next_deadline(shared, conn, last_read, ping_sent);
-        sleep.as_mut().reset(deadline.into());
+        if let Some(wanted) = next_deadline(shared, conn, last_read, ping_sent)
+            && armed.is_none_or(|at| at > wanted)
+        {
+            sleep.as_mut().reset(wanted.into());
+            armed = Some(wanted);
+        }
         let step = tokio::select! {
             biased;
-            () = conn.inner.wake.notified() => {
+            () = &mut wake => {
+                wake.set(conn.inner.wake.notified());
                 if let Some(request) = conn.take_close_request() {
-                    close(shared, ws, request.code, request.message).await;
+                    Box::pin(close(shared, ws, request.code, request.message)).await;
                     return request.reason;
                 }
-                match flush(shared, conn, ws).await {
+                match Box::pin(flush(shared, conn, ws)).await {
                     Ok(()) => Step::Continue,
                     Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
                 }
@@ -147,14 +159,18 @@ where
                 ping_sent = None;
                 match item {
                     None => Step::Close(CloseReason::PeerClosed, None),
-                    Some(Ok(Message::Binary(payload))) => on_payload(shared, conn, ws, payload).await,
+                    // Boxed: processing a message needs a few KiB of state (the decoded
+                    // message, the reply) that an idle connection should not carry.
+                    Some(Ok(Message::Binary(payload))) => {
+                        Box::pin(on_payload(shared, conn, ws, payload)).await
+                    }
                     Some(Ok(Message::Text(_))) => {
-                        on_bad_message(shared, conn, ws, Error::TextMessage).await
+                        Box::pin(on_bad_message(shared, conn, ws, Error::TextMessage)).await
                     }
                     Some(Ok(Message::Close(frame))) => {
                         tracing::debug!(conn = conn.id(), ?frame, "agent closed the WebSocket");
                         // tungstenite queued the close reply: send it, briefly.
-                        let _ = tokio::time::timeout(settings.close_timeout, ws.flush()).await;
+                        let _ = Box::pin(tokio::time::timeout(settings.close_timeout, ws.flush())).await;
                         return CloseReason::PeerClosed;
                     }
                     Some(Ok(_)) => Step::Continue, // ping (answered by tungstenite), pong
@@ -168,7 +184,8 @@ where
                     Some(Err(err)) => Step::Close(CloseReason::TransportError(err.to_string()), None),
                 }
             }
-            () = &mut sleep => {
+            () = &mut sleep, if armed.is_some() => {
+                armed = None;
                 let now = Instant::now();
                 if conn.lock().agent.is_gone(now) {
                     tracing::debug!(conn = conn.id(), uid = ?conn.instance_uid(), "agent missed its heartbeats");
@@ -180,7 +197,7 @@ where
                     && settings.ws_ping_interval.is_some_and(|i| now >= last_read + i)
                 {
                     ping_sent = Some(now);
-                    match write(shared, ws, Message::Ping(Bytes::new())).await {
+                    match Box::pin(write(shared, ws, Message::Ping(Bytes::new()))).await {
                         Ok(()) => Step::Continue,
                         Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
                     }
@@ -193,7 +210,7 @@ where
             Step::Continue => {}
             Step::Close(reason, code) => {
                 if let Some((code, message)) = code {
-                    close(shared, ws, code, message).await;
+                    Box::pin(close(shared, ws, code, message)).await;
                 }
                 return reason;
             }
@@ -202,26 +219,23 @@ where
 }
 
 /// The next time the task must wake without input: ping due, pong overdue or heartbeat
-/// deadline.
+/// deadline (`None`: nothing to wait for).
 fn next_deadline(
     shared: &Shared,
     conn: &Connection,
     last_read: Instant,
     ping_sent: Option<Instant>,
-) -> Instant {
+) -> Option<Instant> {
     let settings = &shared.settings;
-    let far = Instant::now() + Duration::from_secs(3600);
     let ping = match ping_sent {
         Some(sent) => Some(sent + settings.ws_pong_timeout),
         None => settings.ws_ping_interval.map(|i| last_read + i),
     };
     let gone = conn.lock().agent.liveness_deadline();
-    [ping, gone]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or(far)
-        .min(far)
+    match (ping, gone) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 async fn on_payload<S>(
@@ -377,4 +391,44 @@ async fn close<S>(
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Callbacks, ConnectingRequest, ConnectionResponse, NoopConnectionCallbacks, Server,
+        ServerSettings,
+    };
+
+    struct Accept;
+
+    #[async_trait::async_trait]
+    impl Callbacks for Accept {
+        async fn on_connecting(&self, _: &ConnectingRequest<'_>) -> ConnectionResponse {
+            ConnectionResponse::accept(NoopConnectionCallbacks)
+        }
+    }
+
+    /// The task of an idle WebSocket connection stays small: what processing one message
+    /// needs (the decoded message, the reply) is boxed for that message only.
+    #[tokio::test]
+    async fn idle_connection_task_is_small() {
+        let server = Server::new(ServerSettings::default(), Accept).unwrap();
+        let shared = &server.shared;
+        let conn = shared
+            .new_connection(
+                TransportKind::WebSocket,
+                None,
+                Arc::new(NoopConnectionCallbacks),
+            )
+            .unwrap();
+        let (io, _peer) = tokio::io::duplex(64);
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        let task = run(shared, &conn, ws);
+        let size = std::mem::size_of_val(&task);
+        // About 1.2 KiB in release builds; unoptimized builds lay futures out more loosely.
+        let bound = if cfg!(debug_assertions) { 4096 } else { 1536 };
+        assert!(size <= bound, "connection task future is {size} bytes");
+    }
 }
