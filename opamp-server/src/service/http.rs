@@ -96,8 +96,8 @@ where
             conn.inner.callbacks.on_connected(&conn).await;
         }
         let Some(msg) = msg.take() else { break };
-        let processed = process_message(&shared, &conn, msg, Instant::now()).await;
-        let mut response = reply(&shared, &conn, processed.reply, accept_gzip).await;
+        let processed = process_message(&shared, &conn, Box::new(msg), Instant::now()).await;
+        let mut response = reply(&shared, &conn, processed.reply.into_message(), accept_gzip).await;
         if processed.rejected_duplicate {
             *response.status_mut() = StatusCode::CONFLICT;
         }
@@ -121,7 +121,7 @@ where
 async fn reply(
     shared: &Shared,
     conn: &crate::Connection,
-    msg: ServerToAgent,
+    msg: Box<ServerToAgent>,
     accept_gzip: bool,
 ) -> Response<ResponseBody> {
     let gzip = accept_gzip && msg.encoded_len() >= shared.settings.gzip_min_size;

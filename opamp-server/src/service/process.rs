@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use opamp_proto::{AgentToServer, ServerToAgent};
 
 use crate::Error;
@@ -11,10 +12,32 @@ use crate::connection::Connection;
 use crate::server::{Registration, Shared};
 use crate::state::{bad_request, unavailable};
 
+/// The reply to one message.
+pub(super) enum Reply {
+    /// A bare acknowledgement carrying this `instance_uid` (the common case, e.g. the answer
+    /// to a heartbeat), which the transports encode without building a message.
+    Ack(Bytes),
+    /// Anything else.
+    Message(Box<ServerToAgent>),
+}
+
+impl Reply {
+    /// The reply as a message.
+    pub(super) fn into_message(self) -> Box<ServerToAgent> {
+        match self {
+            Reply::Ack(instance_uid) => Box::new(ServerToAgent {
+                instance_uid,
+                ..Default::default()
+            }),
+            Reply::Message(msg) => msg,
+        }
+    }
+}
+
 /// The result of processing one message.
 pub(super) struct Processed {
     /// The reply to send.
-    pub(super) reply: ServerToAgent,
+    pub(super) reply: Reply,
     /// The connection must end after the reply.
     pub(super) close: Option<CloseReason>,
     /// The message was refused as a duplicate (plain HTTP answers 409).
@@ -27,7 +50,7 @@ pub(super) struct Processed {
 impl Processed {
     fn reply(reply: ServerToAgent) -> Self {
         Self {
-            reply,
+            reply: Reply::Message(Box::new(reply)),
             close: None,
             rejected_duplicate: false,
             unregistered: false,
@@ -39,7 +62,7 @@ impl Processed {
 pub(super) async fn process_message(
     shared: &Shared,
     conn: &Connection,
-    msg: AgentToServer,
+    msg: Box<AgentToServer>,
     now: Instant,
 ) -> Processed {
     if let Some(retry_after) = shared.shedding() {
@@ -72,7 +95,7 @@ pub(super) async fn process_message(
                 let reply = bad_request(outcome.instance_uid.to_bytes(), err.to_string());
                 conn.inner.callbacks.on_read_message_error(conn, &err).await;
                 return Processed {
-                    reply,
+                    reply: Reply::Message(Box::new(reply)),
                     close: Some(CloseReason::DuplicateInstanceUid),
                     rejected_duplicate: true,
                     unregistered: false,
@@ -81,7 +104,15 @@ pub(super) async fn process_message(
         }
     }
     let user = conn.inner.callbacks.on_message(conn, &msg).await;
-    let reply = conn.lock().agent.respond(user);
+    let reply = {
+        let mut state = conn.lock();
+        if user.is_none() && state.agent.is_quiet() {
+            // The UID in force is the message's (no assignment pending, nothing else to say).
+            Reply::Ack(msg.instance_uid.clone())
+        } else {
+            Reply::Message(Box::new(state.agent.respond(user)))
+        }
+    };
     Processed {
         reply,
         close: outcome.disconnect.then_some(CloseReason::AgentDisconnect),

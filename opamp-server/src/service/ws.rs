@@ -6,8 +6,10 @@
 //! them up, so senders never wait on a slow agent; a write that takes longer than
 //! [`crate::ServerSettings::write_timeout`] ends the connection.
 
+use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,12 +22,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use opamp_proto::{AgentToServer, InstanceUid, ServerToAgent};
-use opamp_transport::codec::ws::decode_ws_message_bytes;
-use opamp_transport::codec::{TransportKind, encode_ws_message};
+use opamp_transport::codec::{TransportKind, encode_ws_message, ws_payload_data};
 use opamp_transport::http::error_response;
 use opamp_transport::ws::{CloseCode, upgrade_error_response, upgrade_response};
+use prost::Message as _;
 
-use super::process::process_message;
+use super::process::{Reply, process_message};
 use super::{ResponseBody, reject};
 use crate::Error;
 use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
@@ -247,7 +249,9 @@ async fn on_payload<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let msg: AgentToServer = match decode_ws_message_bytes(payload, &shared.limits) {
+    // Decoded straight into its box: the message stays behind a pointer while the callbacks
+    // run.
+    let msg = match decode_boxed(payload, shared) {
         Ok(msg) => msg,
         Err(err) if err.is_too_large() => {
             return Step::Close(
@@ -255,10 +259,16 @@ where
                 Some((CloseCode::Size, "message exceeds the size limit")),
             );
         }
-        Err(err) => return on_bad_message(shared, conn, ws, Error::Transport(err)).await,
+        Err(err) => return on_bad_message(shared, conn, ws, err).await,
     };
     let processed = process_message(shared, conn, msg, Instant::now()).await;
-    if let Err(err) = send(shared, conn, ws, &processed.reply).await {
+    let sent = match processed.reply {
+        Reply::Ack(uid) if uid.len() == InstanceUid::LEN => {
+            write(shared, ws, Message::Binary(conn.ack_frame(&uid))).await
+        }
+        reply => send(shared, conn, ws, &reply.into_message()).await,
+    };
+    if let Err(err) = sent {
         return Step::Close(CloseReason::TransportError(err.to_string()), None);
     }
     if let Some(reason) = processed.close {
@@ -273,6 +283,16 @@ where
         Ok(()) => Step::Continue,
         Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
     }
+}
+
+/// Decodes a WebSocket payload (spec §"WebSocket Message Format") into a boxed
+/// `AgentToServer`, sharing the payload's memory for `bytes` fields.
+fn decode_boxed(payload: Bytes, shared: &Shared) -> Result<Box<AgentToServer>, Error> {
+    let data_len = ws_payload_data(&payload, &shared.limits)?.len();
+    let data = payload.slice(payload.len() - data_len..);
+    let mut msg = Box::<AgentToServer>::default();
+    msg.merge(data)?;
+    Ok(msg)
 }
 
 /// Answers an unusable message with `BAD_REQUEST` (spec §"Bad Request"), keeps the connection.
@@ -365,7 +385,12 @@ async fn write<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    match tokio::time::timeout(shared.settings.write_timeout, ws.send(message)).await {
+    let mut sending = pin!(ws.send(message));
+    // Most writes complete at once (the socket buffer has room): no timer for them.
+    if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await {
+        return result.map_err(Error::WebSocket);
+    }
+    match tokio::time::timeout(shared.settings.write_timeout, sending).await {
         Ok(result) => result.map_err(Error::WebSocket),
         Err(_) => Err(Error::WriteTimeout),
     }

@@ -627,7 +627,7 @@ impl AgentState {
     // ---- internals ----
 
     /// True if a reply would carry nothing but the instance UID.
-    fn is_quiet(&self) -> bool {
+    pub(crate) fn is_quiet(&self) -> bool {
         self.first_response_sent
             && self.custom_capabilities_sent
             && self.identity.assignment().is_none()
