@@ -53,7 +53,7 @@ impl Driver {
             base: format!("http://127.0.0.1:{port}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
         };
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(v) = driver.request("GET", "/status", None).await
                 && v["value"]["ready"] == true
@@ -155,7 +155,7 @@ impl Session<'_> {
 
     /// The element matching `css`, waiting up to 30 s for it to appear.
     pub async fn find(&self, css: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             match self
                 .cmd(
@@ -185,7 +185,7 @@ impl Session<'_> {
 
     /// Waits up to 30 s until the text of `css` satisfies `pred`; returns it.
     pub async fn wait_text(&self, css: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             let t = self.text(css).await;
             if pred(&t) {
