@@ -81,8 +81,29 @@ pub trait Callbacks: Send + Sync + 'static {
     /// request after start or after failures was answered.
     async fn on_connect(&self) {}
 
-    /// A connection attempt or an HTTP request failed; the client retries by itself.
+    /// A connection attempt failed: the WebSocket connection or its upgrade, or (plain HTTP)
+    /// a request while the server was not reachable (the first one, or one after failures),
+    /// or a request the server refused as bad (400, 413: the message is dropped, spec
+    /// §"Bad Request"). The client retries by itself, with backoff and honouring
+    /// `Retry-After` (spec §"Throttling").
     async fn on_connect_failed(&self, _error: &Error) {}
+
+    /// A connection that was up broke; the client reconnects by itself (at once the first
+    /// time, then with backoff). Called for every error in the middle of a session:
+    ///
+    /// * WebSocket: a read or write error, a write or ping that timed out, the server closing
+    ///   the connection without being asked, nothing received within the read timeout
+    ///   (half-open connection), or a `ServerToAgent` that does not decode
+    ///   ([`Error::Transport`] with a decode error; the client then reconnects with backoff,
+    ///   as opamp-go does, since it cannot know what the lost message carried).
+    /// * Plain HTTP: a request that failed after the previous one was answered (later
+    ///   failures go to [`on_connect_failed`](Self::on_connect_failed) until the server
+    ///   answers again), including an answer that does not decode and the HTTP statuses
+    ///   ([`Error::ServerUnavailable`], [`Error::Unauthorized`], [`Error::HttpStatus`]).
+    ///
+    /// Closing the connection on purpose ([`Client::stop`](crate::Client::stop), new
+    /// connection settings, an `UNAVAILABLE` error response) does not call it.
+    async fn on_connection_lost(&self, _error: &Error) {}
 
     /// The server answered with an `error_response`. Throttling and "do not retry bad
     /// requests" are already handled by the client.

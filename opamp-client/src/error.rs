@@ -6,7 +6,14 @@ use opamp_proto::AgentCapabilities;
 ///
 /// Local misuse (a setter for something the capabilities do not allow, bad settings) is kept
 /// apart from failures of the server or the network ([`Error::Transport`],
-/// [`Error::HttpStatus`]), which the client retries by itself.
+/// [`Error::ServerUnavailable`], [`Error::Unauthorized`], [`Error::HttpStatus`]), which the
+/// client retries by itself and reports through
+/// [`Callbacks::on_connect_failed`](crate::Callbacks::on_connect_failed) and
+/// [`Callbacks::on_connection_lost`](crate::Callbacks::on_connection_lost).
+///
+/// An HTTP status answered by the server (to a WebSocket upgrade or a plain-HTTP request) is
+/// never reported as [`Error::Transport`]: it is [`Error::ServerUnavailable`] (429, 503),
+/// [`Error::Unauthorized`] (401, 403) or [`Error::HttpStatus`] (any other status).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -43,10 +50,35 @@ pub enum Error {
     /// The client has been stopped.
     #[error("the client is stopped")]
     Stopped,
-    /// A connection or a request failed in the transport layer.
+    /// A connection or a request failed in the transport layer (network, TLS, timeout, a
+    /// message that does not decode, ...). HTTP statuses are never reported here (see the
+    /// type's documentation).
     #[error(transparent)]
-    Transport(#[from] opamp_transport::Error),
-    /// The server answered an HTTP request (or a WebSocket upgrade) with an unexpected status.
+    Transport(opamp_transport::Error),
+    /// The server is shedding load: it answered a WebSocket upgrade or a plain-HTTP request
+    /// with `503 Service Unavailable` or `429 Too Many Requests` (spec §"Throttling"). The
+    /// client waits at least `retry_after` (or
+    /// [`ClientSettings::min_throttle_delay`](crate::ClientSettings::min_throttle_delay) when
+    /// the server sent none), and at least its backoff delay, before trying again.
+    #[error("server unavailable: HTTP {status}{}", RetryAfter(*retry_after))]
+    ServerUnavailable {
+        /// `503` or `429`.
+        status: http::StatusCode,
+        /// The `Retry-After` delay, when the server sent a valid one (seconds or HTTP-date).
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The server refused the client's credentials: it answered a WebSocket upgrade or a
+    /// plain-HTTP request with `401 Unauthorized` or `403 Forbidden`. The client keeps
+    /// retrying with backoff (headers from a
+    /// [`HeaderProvider`](crate::HeaderProvider) are asked for again on every attempt).
+    #[error("server refused the credentials: HTTP {status}")]
+    Unauthorized {
+        /// `401` or `403`.
+        status: http::StatusCode,
+    },
+    /// The server answered an HTTP request (or a WebSocket upgrade) with another unexpected
+    /// status than those of [`Error::ServerUnavailable`] and [`Error::Unauthorized`]. `400`
+    /// and `413` drop the message that caused them (spec §"Bad Request").
     #[error("server answered HTTP {status}")]
     HttpStatus {
         /// The status.
@@ -91,7 +123,54 @@ pub enum Error {
     },
 }
 
+impl From<opamp_transport::Error> for Error {
+    /// Transport errors, with HTTP statuses sorted into their own variants.
+    fn from(error: opamp_transport::Error) -> Self {
+        match error {
+            opamp_transport::Error::HttpStatus {
+                status,
+                retry_after,
+                ..
+            } => Error::from_status(status, retry_after),
+            other => Error::Transport(other),
+        }
+    }
+}
+
+/// Shows a `Retry-After` delay in an error message.
+struct RetryAfter(Option<std::time::Duration>);
+
+impl std::fmt::Display for RetryAfter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(delay) => write!(f, " (retry after {delay:?})"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Error {
+    /// The error for an HTTP `status` the server answered (with its parsed `Retry-After`).
+    pub(crate) fn from_status(
+        status: http::StatusCode,
+        retry_after: Option<std::time::Duration>,
+    ) -> Self {
+        use http::StatusCode;
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                Error::ServerUnavailable {
+                    status,
+                    retry_after,
+                }
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized { status },
+            _ => Error::HttpStatus {
+                status,
+                retry_after,
+            },
+        }
+    }
+
     /// Whether the error comes from local misuse of the API rather than from the network or
     /// the server.
     pub fn is_usage_error(&self) -> bool {

@@ -118,9 +118,12 @@ pub struct ClientSettings {
     /// Headers computed for every connection attempt and HTTP request.
     pub header_provider: Option<Arc<dyn HeaderProvider>>,
     /// TLS for `wss://` and `https://`: trusted CAs, client certificate, crypto provider.
+    /// Offered connection settings (client certificate, TLS settings) are applied on top of
+    /// it by [`OpampConnectionParams::tls_client_settings`](crate::connection_settings::OpampConnectionParams::tls_client_settings).
     pub tls: TlsClientSettings,
-    /// An HTTP `CONNECT` proxy to reach the server through (`http://host:port`). The server
-    /// may offer another one in OpAMP connection settings.
+    /// An HTTP `CONNECT` proxy to reach the server through (`http://host[:port]` or
+    /// `host:port`); `https://` and SOCKS proxies are refused when the client starts. The
+    /// server may offer another one in OpAMP connection settings.
     pub proxy: Option<ProxyParams>,
     /// The instance UID. `None`: the persisted one, else a new UUIDv7 (then persisted).
     pub instance_uid: Option<InstanceUid>,
@@ -140,7 +143,9 @@ pub struct ClientSettings {
     /// The available components (needs `ReportsAvailableComponents`).
     pub available_components: Option<AvailableComponents>,
     /// Heartbeat interval (WebSocket, with `ReportsHeartbeat`) and polling interval (plain
-    /// HTTP). An interval offered by the server wins. Default 30 s.
+    /// HTTP). An interval offered by the server wins (with `ReportsHeartbeat`); an offered
+    /// `0` disables WebSocket heartbeats, while plain HTTP keeps polling at this interval
+    /// (spec §"OpAMPConnectionSettings.heartbeat_interval_seconds"). Default 30 s.
     pub heartbeat_interval: Duration,
     /// Delays between failed attempts. Default [`ExponentialBackoff`].
     pub backoff: Box<dyn BackoffPolicy>,
@@ -439,17 +444,14 @@ impl ClientSettings {
         self
     }
 
-    /// Checks what can be checked before starting: the URL scheme, header values usable as
-    /// text, interval sanity.
+    /// Checks what can be checked before starting: the URL scheme, the proxy
+    /// ([`ConnectionSettingsError::UnsupportedProxy`](crate::connection_settings::ConnectionSettingsError::UnsupportedProxy)
+    /// in [`Error::ConnectionSettings`](crate::Error::ConnectionSettings) for `https://` and
+    /// SOCKS proxies), header values usable as text, interval sanity.
     pub(crate) fn validate(&self) -> Result<(), crate::Error> {
         crate::driver::transport_of(&self.server_url)?;
-        if let Some(proxy) = &self.proxy
-            && !crate::driver::proxy_supported(&proxy.url)
-        {
-            return Err(crate::Error::InvalidSettings(format!(
-                "proxy {:?}: only http:// (CONNECT) proxies are supported",
-                proxy.url
-            )));
+        if let Some(proxy) = &self.proxy {
+            proxy.validate()?;
         }
         for (name, value) in &self.headers {
             if value.to_str().is_err() {

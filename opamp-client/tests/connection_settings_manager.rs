@@ -370,6 +370,27 @@ fn heartbeat_only_offers_apply_without_reconnecting() {
         }
     ));
 
+    // An offer of 0 (or one that does not mention heartbeats: proto3 cannot tell) disables
+    // heartbeats (spec §"OpAMPConnectionSettings.heartbeat_interval_seconds").
+    let decision = m.handle_offer(
+        &offer(
+            b"hb-zero",
+            OpAmpConnectionSettings {
+                destination_endpoint: INITIAL.into(),
+                ..Default::default()
+            },
+        ),
+        caps(),
+    );
+    assert!(matches!(
+        decision,
+        OfferDecision::Applied {
+            heartbeat_interval: Some(Duration::ZERO),
+            status: Some(_)
+        }
+    ));
+    assert_eq!(m.heartbeat_interval(), Some(Duration::ZERO));
+
     // Without ReportsHeartbeat the offered interval is not taken.
     let mut m = manager();
     let no_heartbeat = caps().without(AgentCapabilities::REPORTS_HEARTBEAT);

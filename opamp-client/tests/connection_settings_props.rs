@@ -129,7 +129,12 @@ proptest! {
                         OfferDecision::Applied { heartbeat_interval, .. } => {
                             prop_assert!(m.active().same_connection(&active_before));
                             if let Some(interval) = heartbeat_interval {
-                                prop_assert!(interval > Duration::ZERO);
+                                // The offered interval, 0 (heartbeats disabled) included.
+                                let offered = offer
+                                    .opamp
+                                    .as_ref()
+                                    .map_or(0, |o| o.heartbeat_interval_seconds);
+                                prop_assert_eq!(interval, Duration::from_secs(offered));
                                 prop_assert!(caps(bits).contains(AgentCapabilities::REPORTS_HEARTBEAT));
                             }
                         }

@@ -110,3 +110,64 @@ async fn http_polls_at_the_interval_and_the_server_offer_wins() {
     );
     client.stop().await.unwrap();
 }
+
+/// Spec §"OpAMPConnectionSettings.heartbeat_interval_seconds": a server that offers 0
+/// disables heartbeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_offered_zero_disables_heartbeats() {
+    let server = TestServer::start().await;
+    let client = Client::start(
+        ClientSettings::new(server.ws_url())
+            .with_capabilities(AgentCapabilities::REPORTS_HEARTBEAT)
+            .with_heartbeat_interval(Duration::from_millis(200)),
+        Recording::default(),
+    )
+    .unwrap();
+    server.next_message().await;
+    server.next_message().await; // a heartbeat: they run
+    server.push(Push::Message(offer(0))).await;
+    // A heartbeat racing with the offer may still arrive; let it, then expect silence for
+    // many intervals.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while tokio::time::timeout(Duration::from_millis(50), server.next())
+        .await
+        .is_ok()
+    {}
+    server.assert_quiet(Duration::from_millis(1500)).await;
+    client.stop().await.unwrap();
+}
+
+/// Plain HTTP must keep polling: after an offered 0 the client polls at its configured
+/// interval again (not at the interval offered before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_offered_zero_polls_at_the_configured_interval() {
+    let server = TestServer::start().await;
+    server.script(|s| {
+        s.http_replies.push_back(HttpReply::Message(offer(2)));
+        s.http_replies.push_back(HttpReply::Message(offer(0)));
+    });
+    let client = Client::start(
+        ClientSettings::new(server.http_url())
+            .with_capabilities(AgentCapabilities::REPORTS_HEARTBEAT)
+            .with_heartbeat_interval(Duration::from_millis(200)),
+        Recording::default(),
+    )
+    .unwrap();
+    let first = server.next().await.at();
+    let second = server.next().await.at();
+    assert!(
+        second - first >= Duration::from_secs(1),
+        "the offered 2 s applies first: {:?}",
+        second - first
+    );
+    // Now at 200 ms: several polls within 3 s (at the offered 2 s there would be one).
+    let mut polls = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while polls < 4 {
+        match tokio::time::timeout_at(until, server.next()).await {
+            Ok(_) => polls += 1,
+            Err(_) => panic!("only {polls} polls in 3 s after an offered 0"),
+        }
+    }
+    client.stop().await.unwrap();
+}

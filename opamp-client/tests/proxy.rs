@@ -189,3 +189,38 @@ async fn offered_proxy_is_used_and_unsupported_ones_refused() {
     assert!(client.connection_params().proxy.is_some());
     client.stop().await.unwrap();
 }
+
+/// `https://` proxies (TLS to the proxy) and SOCKS proxies are refused with a typed error when
+/// the client starts, and nothing is contacted.
+#[test]
+fn tls_and_socks_proxies_are_refused_at_start() {
+    use opamp_client::Error;
+    use opamp_client::connection_settings::ConnectionSettingsError;
+    for (url, expected) in [
+        ("https://127.0.0.1:8443", "https"),
+        ("socks5://127.0.0.1:1080", "socks5"),
+        ("socks5h://127.0.0.1:1080", "socks5h"),
+    ] {
+        let settings =
+            ClientSettings::new("ws://127.0.0.1:1/v1/opamp").with_proxy(ProxyParams::new(url));
+        match Client::start(settings, Recording::default()) {
+            Err(Error::ConnectionSettings(ConnectionSettingsError::UnsupportedProxy {
+                url: got,
+                scheme,
+            })) => {
+                assert_eq!(got, url);
+                assert_eq!(scheme, expected);
+            }
+            Err(other) => panic!("{url}: {other:?}"),
+            Ok(_) => panic!("{url}: accepted"),
+        }
+    }
+    let settings = ClientSettings::new("ws://127.0.0.1:1/v1/opamp")
+        .with_proxy(ProxyParams::new("ftp://127.0.0.1:21"));
+    assert!(matches!(
+        Client::start(settings, Recording::default()),
+        Err(opamp_client::Error::ConnectionSettings(
+            ConnectionSettingsError::InvalidProxy(_)
+        ))
+    ));
+}

@@ -2,7 +2,7 @@
 //!
 //! Each scenario starts a small listener on `127.0.0.1:0` that misbehaves in one way, runs a
 //! client against it, and checks that the client ends with a typed error (seen through its
-//! `on_connect_failed` callback where the failure is a connection failure), neither spins nor
+//! `on_connect_failed` or `on_connection_lost` callback), neither spins nor
 //! hangs, and recovers (reconnects, or takes the next good message) where it can.
 
 use std::future::Future;
@@ -49,7 +49,7 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// The `on_connect_failed` errors so far (as text).
+    /// The `on_connect_failed` and `on_connection_lost` errors so far (as text).
     pub fn failures(&self) -> Vec<String> {
         self.failures
             .lock()
@@ -57,8 +57,8 @@ impl Observed {
             .clone()
     }
 
-    /// HTTP status failures (`Error::HttpStatus`, also wrapped in `Error::Transport`): status
-    /// and `Retry-After`.
+    /// HTTP status failures (`Error::ServerUnavailable`, `Error::Unauthorized`,
+    /// `Error::HttpStatus`): status and `Retry-After`.
     pub fn http_statuses(&self) -> Vec<(u16, Option<Duration>)> {
         self.http_statuses
             .lock()
@@ -81,15 +81,15 @@ struct Recorder(Arc<Observed>);
 impl Callbacks for Recorder {
     async fn on_connect_failed(&self, error: &opamp_client::Error) {
         let http_status = match error {
-            opamp_client::Error::HttpStatus {
+            opamp_client::Error::ServerUnavailable {
                 status,
                 retry_after,
             }
-            | opamp_client::Error::Transport(opamp_transport::Error::HttpStatus {
+            | opamp_client::Error::HttpStatus {
                 status,
                 retry_after,
-                ..
-            }) => Some((status.as_u16(), *retry_after)),
+            } => Some((status.as_u16(), *retry_after)),
+            opamp_client::Error::Unauthorized { status } => Some((status.as_u16(), None)),
             _ => None,
         };
         if let Some(status) = http_status {
@@ -110,6 +110,20 @@ impl Callbacks for Recorder {
                 .unwrap_or_else(PoisonError::into_inner);
             if failures.len() < MAX_KEPT {
                 failures.push(format!("{error} ({error:?})"));
+            }
+        }
+        self.0.changed.notify_waiters();
+    }
+
+    async fn on_connection_lost(&self, error: &opamp_client::Error) {
+        {
+            let mut failures = self
+                .0
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if failures.len() < MAX_KEPT {
+                failures.push(format!("connection lost: {error} ({error:?})"));
             }
         }
         self.0.changed.notify_waiters();
@@ -285,7 +299,7 @@ fn good_reply_payload() -> Vec<u8> {
 
 /// A server that answers every request (and every WebSocket upgrade) with `503` and
 /// `Retry-After: 1`, forever. The client must wait at least the `Retry-After` delay between
-/// attempts (spec §"Throttling") and report `Error::HttpStatus` with it.
+/// attempts (spec §"Throttling") and report `Error::ServerUnavailable` with it.
 pub async fn retry_after_forever(transport: Transport, window: Duration) -> Result<Outcome, Error> {
     let start = Instant::now();
     let handler: Handler = Arc::new(|mut tcp, _| {
@@ -317,13 +331,13 @@ pub async fn retry_after_forever(transport: Transport, window: Duration) -> Resu
     let statuses = observed.http_statuses();
     let Some(&(status, retry_after)) = statuses.first() else {
         return Err(Error::violation(format!(
-            "no Error::HttpStatus reported; failures: {:?}",
+            "no Error::ServerUnavailable reported; failures: {:?}",
             observed.failures()
         )));
     };
     if status != 503 || retry_after != Some(Duration::from_secs(1)) {
         return Err(Error::violation(format!(
-            "expected HttpStatus 503 with Retry-After 1 s, got {status} {retry_after:?}"
+            "expected ServerUnavailable 503 with Retry-After 1 s, got {status} {retry_after:?}"
         )));
     }
     Ok(Outcome {

@@ -55,6 +55,20 @@ pub enum ConnectionSettingsError {
     /// The proxy settings of the offer are not usable.
     #[error("invalid proxy settings: {0}")]
     InvalidProxy(String),
+    /// The proxy is of a kind the client cannot use. Only HTTP `CONNECT` proxies
+    /// (`http://host[:port]` or `host:port`) are supported: `https://` proxies (TLS to the
+    /// proxy, then `CONNECT`) and SOCKS proxies (`socks5://`, `socks5h://`) are refused,
+    /// in [`ClientSettings`](crate::ClientSettings) when the client starts and in offers
+    /// (reported `FAILED` without disconnecting).
+    #[error(
+        "unsupported proxy {url:?}: {scheme}:// proxies are not supported, only http:// (CONNECT) proxies"
+    )]
+    UnsupportedProxy {
+        /// The proxy URL.
+        url: String,
+        /// Its scheme, lowercase (`https`, `socks5` or `socks5h`).
+        scheme: String,
+    },
     /// A PEM value is not UTF-8 text.
     #[error("{0} is not UTF-8 PEM text")]
     NotUtf8(&'static str),

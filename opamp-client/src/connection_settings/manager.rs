@@ -335,7 +335,9 @@ impl ConnectionSettingsManager {
         };
         let takes_heartbeat = capabilities.contains(AgentCapabilities::REPORTS_HEARTBEAT);
         if !capabilities.contains(AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS) {
-            if takes_heartbeat && opamp.heartbeat_interval_seconds > 0 {
+            if takes_heartbeat {
+                // Zero too: it disables heartbeats (spec
+                // §"OpAMPConnectionSettings.heartbeat_interval_seconds").
                 let interval = Duration::from_secs(opamp.heartbeat_interval_seconds);
                 self.set_heartbeat(interval);
                 return OfferDecision::Applied {

@@ -31,3 +31,4 @@ pub use params::{
     ClientCertificate, MergeOptions, OpampConnectionParams, ProxyParams, TlsParams, TlsVersion,
 };
 pub use validate::canonical_cipher_suite;
+pub(crate) use validate::proxy_address;

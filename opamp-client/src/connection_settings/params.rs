@@ -31,7 +31,8 @@ pub struct OpampConnectionParams {
     /// A proxy to connect through, if any.
     pub proxy: Option<ProxyParams>,
     /// The heartbeat interval offered by the server; `None` means the client's configured
-    /// interval. `Some(Duration::ZERO)` disables heartbeats.
+    /// interval. `Some(Duration::ZERO)` disables WebSocket heartbeats (plain HTTP then polls
+    /// at the client's configured interval).
     pub heartbeat_interval: Option<Duration>,
 }
 
@@ -114,10 +115,14 @@ impl OpampConnectionParams {
     ///   §"Agent-initiated CSR Flow" step 7). Absent keeps the current certificate, or drops
     ///   it when [`MergeOptions::drop_certificate_when_omitted`] is set.
     /// * `tls`, `proxy`: present replaces, absent keeps.
-    /// * `heartbeat_interval_seconds`: a non-zero value replaces the interval. Zero keeps it:
-    ///   proto3 cannot tell an explicit 0 from an offer that does not mention heartbeats
-    ///   (e.g. a certificate rotation), and silently disabling heartbeats on every such
-    ///   offer would be worse than not being able to disable them through an offer.
+    /// * `heartbeat_interval_seconds`: replaces the interval, and `0` becomes
+    ///   `Some(Duration::ZERO)`, "heartbeats disabled" (spec
+    ///   §"OpAMPConnectionSettings.heartbeat_interval_seconds": a server that sets 0 disables
+    ///   heartbeats; proto3 cannot tell an unset field from 0, so an offer that does not
+    ///   mention heartbeats disables them too, as in opamp-go). Only an absent
+    ///   `OpAMPConnectionSettings` leaves the interval alone. Over plain HTTP, where the
+    ///   heartbeat is the polling interval and polling cannot stop, zero means the client's
+    ///   configured polling interval.
     pub fn merged_with(
         &self,
         offer: &OpAmpConnectionSettings,
@@ -178,9 +183,7 @@ impl OpampConnectionParams {
                     .unwrap_or_default(),
             });
         }
-        if offer.heartbeat_interval_seconds > 0 {
-            merged.heartbeat_interval = Some(Duration::from_secs(offer.heartbeat_interval_seconds));
-        }
+        merged.heartbeat_interval = Some(Duration::from_secs(offer.heartbeat_interval_seconds));
         merged.validate()?;
         Ok(merged)
     }
@@ -384,7 +387,9 @@ fn parse_version(text: &str) -> Result<ParsedVersion, ConnectionSettingsError> {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct ProxyParams {
-    /// Proxy URL (`http://`, `https://`, `socks5://`, `socks5h://`) or `host:port`.
+    /// Proxy URL: `http://host[:port]` or `host:port`, an HTTP `CONNECT` proxy. `https://`
+    /// and SOCKS URLs are valid in offers (spec §"ProxyConnectionSettings Message") but
+    /// refused as [`ConnectionSettingsError::UnsupportedProxy`].
     pub url: String,
     /// Headers for the HTTP `CONNECT` request.
     pub connect_headers: Vec<(String, String)>,
@@ -397,6 +402,13 @@ impl ProxyParams {
             url: url.into(),
             connect_headers: Vec::new(),
         }
+    }
+
+    /// Checks that the client can use this proxy: an HTTP `CONNECT` proxy
+    /// (`http://host[:port]` or `host:port`; [`ConnectionSettingsError::UnsupportedProxy`]
+    /// for `https://` and SOCKS proxies) with valid `CONNECT` headers.
+    pub fn validate(&self) -> Result<(), ConnectionSettingsError> {
+        validate::proxy(self)
     }
 }
 

@@ -143,30 +143,48 @@ pub(crate) fn tls(tls: &TlsParams) -> Result<(), ConnectionSettingsError> {
 }
 
 pub(crate) fn proxy(proxy: &ProxyParams) -> Result<(), ConnectionSettingsError> {
+    proxy_address(&proxy.url)?;
+    headers(&proxy.connect_headers)
+}
+
+/// Host and port of a proxy URL the client can use: an HTTP `CONNECT` proxy given as
+/// `http://host[:port]` (default port 80) or `host:port`. `https://` proxies (TLS to the
+/// proxy) and SOCKS proxies are refused with [`ConnectionSettingsError::UnsupportedProxy`].
+pub(crate) fn proxy_address(url: &str) -> Result<(String, u16), ConnectionSettingsError> {
     let invalid =
-        |reason: &str| ConnectionSettingsError::InvalidProxy(format!("{:?}: {reason}", proxy.url));
-    if proxy.url.is_empty() {
+        |reason: &str| ConnectionSettingsError::InvalidProxy(format!("{url:?}: {reason}"));
+    if url.is_empty() {
         return Err(ConnectionSettingsError::InvalidProxy(
             "the URL is empty".to_owned(),
         ));
     }
-    if proxy.url.contains("://") {
-        let uri: http::Uri = proxy.url.parse().map_err(|_| invalid("not a URL"))?;
-        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("http" | "https" | "socks5" | "socks5h") => {}
-            _ => return Err(invalid("the scheme must be http, https, socks5 or socks5h")),
+    if url.contains("://") {
+        let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+        let scheme = uri.scheme_str().map(str::to_ascii_lowercase);
+        match scheme.as_deref() {
+            Some("http") => {}
+            Some(scheme @ ("https" | "socks5" | "socks5h")) => {
+                return Err(ConnectionSettingsError::UnsupportedProxy {
+                    url: url.to_owned(),
+                    scheme: scheme.to_owned(),
+                });
+            }
+            _ => {
+                return Err(invalid(
+                    "the scheme must be http (or https, socks5, socks5h)",
+                ));
+            }
         }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(invalid("no host"));
-        }
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid("no host"))?;
+        Ok((host.to_owned(), uri.port_u16().unwrap_or(80)))
     } else {
-        let authority: http::uri::Authority =
-            proxy.url.parse().map_err(|_| invalid("not host:port"))?;
-        if authority.port_u16().is_none() {
-            return Err(invalid("no port"));
-        }
+        let authority: http::uri::Authority = url.parse().map_err(|_| invalid("not host:port"))?;
+        let port = authority.port_u16().ok_or_else(|| invalid("no port"))?;
+        Ok((authority.host().to_owned(), port))
     }
-    headers(&proxy.connect_headers)
 }
 
 #[cfg(test)]
@@ -208,6 +226,44 @@ mod tests {
         assert!(proxy(&ProxyParams::new("")).is_err());
         assert!(proxy(&ProxyParams::new("ftp://proxy:21")).is_err());
         assert!(proxy(&ProxyParams::new("proxy")).is_err());
+        assert_eq!(
+            proxy_address("http://proxy:3128").unwrap(),
+            ("proxy".into(), 3128)
+        );
+        assert_eq!(proxy_address("HTTP://proxy").unwrap(), ("proxy".into(), 80));
+        assert_eq!(
+            proxy_address("10.0.0.1:8080").unwrap(),
+            ("10.0.0.1".into(), 8080)
+        );
+        assert!(matches!(
+            proxy_address("ftp://proxy:21"),
+            Err(ConnectionSettingsError::InvalidProxy(_))
+        ));
+    }
+
+    #[test]
+    fn tls_and_socks_proxies_are_refused_as_unsupported() {
+        for (url, expected) in [
+            ("https://proxy.example.com:8443", "https"),
+            ("HTTPS://proxy:443", "https"),
+            ("socks5://127.0.0.1:1080", "socks5"),
+            ("socks5h://proxy:1080", "socks5h"),
+        ] {
+            match proxy(&ProxyParams::new(url)) {
+                Err(ConnectionSettingsError::UnsupportedProxy { url: got, scheme }) => {
+                    assert_eq!(got, url);
+                    assert_eq!(scheme, expected);
+                }
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        let shown = proxy(&ProxyParams::new("https://p:1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.contains("https") && shown.contains("http://"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -50,13 +50,13 @@ impl Driver {
             status: ConnectionSettingsStatuses::Failed as i32,
             error_message: error,
         };
-        if let Some(proxy) = &settings.proxy
-            && !super::proxy::supported(&proxy.url)
+        // Refused before the agent is asked: nothing it says could make the proxy usable.
+        if let Some(Err(err)) = settings
+            .proxy
+            .as_ref()
+            .map(|proxy| crate::connection_settings::ProxyParams::new(&proxy.url).validate())
         {
-            let error = format!(
-                "proxy {:?} is not supported: only http:// (CONNECT) proxies are",
-                proxy.url
-            );
+            let error = err.to_string();
             tracing::warn!(%error, "refusing OpAMP connection settings");
             self.report_connection_settings_status(refuse(error.clone()));
             self.callbacks

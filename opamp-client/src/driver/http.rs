@@ -7,7 +7,7 @@ use opamp_proto::{AgentToServer, InstanceUid, ServerToAgent};
 use opamp_transport::codec::http::ContentEncoding;
 use opamp_transport::http::{HttpClient, HttpClientSettings, HttpRequestOptions};
 
-use super::{Driver, Outcome, failure_of, headers, proxy, tls};
+use super::{Driver, Outcome, failure_of, headers, proxy};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
 use crate::state::Failure;
@@ -95,9 +95,18 @@ impl Driver {
                 }
                 Err(err) => {
                     let failure = failure_of(&err);
-                    self.shared.state().on_send_failed(now, failure);
+                    let still_connected = {
+                        let mut state = self.shared.state();
+                        state.on_send_failed(now, failure);
+                        state.is_connected()
+                    };
                     tracing::warn!(%err, endpoint = %params.endpoint, "OpAMP HTTP request failed");
-                    self.callbacks.on_connect_failed(&err).await;
+                    if was_connected && !still_connected {
+                        // The previous request was answered: the "connection" was up.
+                        self.callbacks.on_connection_lost(&err).await;
+                    } else {
+                        self.callbacks.on_connect_failed(&err).await;
+                    }
                     if failure != Failure::Rejected
                         && !confirmed
                         && self.candidate_failed(&err).await
@@ -111,7 +120,7 @@ impl Driver {
 
     fn http_client(&self, params: &OpampConnectionParams) -> Result<HttpLink, Error> {
         let tls = if params.endpoint.to_ascii_lowercase().starts_with("https:") {
-            Some(tls::client_config(&self.config.tls, params)?)
+            Some(params.tls_client_config(&self.config.tls)?)
         } else {
             None
         };

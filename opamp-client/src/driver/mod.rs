@@ -14,7 +14,6 @@ mod http;
 mod packages;
 mod proxy;
 mod shared;
-mod tls;
 mod ws;
 
 use std::sync::Arc;
@@ -24,7 +23,6 @@ use ::http::HeaderMap;
 use opamp_transport::codec::Limits;
 use opamp_transport::tls::TlsClientSettings;
 
-pub(crate) use proxy::supported as proxy_supported;
 pub(crate) use shared::Shared;
 
 use crate::callbacks::Callbacks;
@@ -58,24 +56,20 @@ pub(crate) fn transport_of(url: &str) -> Result<Transport, Error> {
 /// How a failed attempt counts for retry scheduling.
 pub(crate) fn failure_of(error: &Error) -> Failure {
     use ::http::StatusCode;
-    let status = match error {
+    match error {
+        Error::ServerUnavailable { retry_after, .. } => Failure::Throttled {
+            retry_after: *retry_after,
+        },
+        Error::HttpStatus {
+            status: StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE,
+            ..
+        } => Failure::Rejected,
         Error::Transport(opamp_transport::Error::HttpStatus {
             status,
             retry_after,
             ..
-        }) => Some((*status, *retry_after)),
-        Error::HttpStatus {
-            status,
-            retry_after,
-        } => Some((*status, *retry_after)),
-        Error::Transport(err) if err.is_too_large() => return Failure::Rejected,
-        _ => None,
-    };
-    match status {
-        Some((StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE, retry_after)) => {
-            Failure::Throttled { retry_after }
-        }
-        Some((StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE, _)) => Failure::Rejected,
+        }) => failure_of(&Error::from_status(*status, *retry_after)),
+        Error::Transport(err) if err.is_too_large() => Failure::Rejected,
         _ => Failure::Transient,
     }
 }
@@ -348,10 +342,7 @@ mod tests {
     #[test]
     fn failures_are_classified() {
         use ::http::StatusCode;
-        let status = |status, retry_after| Error::HttpStatus {
-            status,
-            retry_after,
-        };
+        let status = |status, retry_after| Error::from_status(status, retry_after);
         let asked = Some(Duration::from_secs(3));
         assert_eq!(
             failure_of(&status(StatusCode::TOO_MANY_REQUESTS, asked)),
@@ -374,5 +365,39 @@ mod tests {
             Failure::Transient
         );
         assert_eq!(failure_of(&Error::Stopped), Failure::Transient);
+    }
+
+    #[test]
+    fn statuses_get_their_own_variants() {
+        use ::http::StatusCode;
+        let transport = |status: StatusCode| {
+            Error::from(opamp_transport::Error::HttpStatus {
+                status,
+                retry_after: Some(Duration::from_secs(2)),
+                headers: Box::default(),
+            })
+        };
+        assert!(matches!(
+            transport(StatusCode::SERVICE_UNAVAILABLE),
+            Error::ServerUnavailable { status, retry_after: Some(d) }
+                if status == StatusCode::SERVICE_UNAVAILABLE && d == Duration::from_secs(2)
+        ));
+        assert!(matches!(
+            transport(StatusCode::TOO_MANY_REQUESTS),
+            Error::ServerUnavailable { .. }
+        ));
+        for code in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN] {
+            assert!(matches!(transport(code), Error::Unauthorized { status } if status == code));
+        }
+        assert!(matches!(
+            transport(StatusCode::NOT_FOUND),
+            Error::HttpStatus { status, .. } if status == StatusCode::NOT_FOUND
+        ));
+        assert!(matches!(
+            Error::from(opamp_transport::Error::ConnectionClosed),
+            Error::Transport(opamp_transport::Error::ConnectionClosed)
+        ));
+        let shown = transport(StatusCode::SERVICE_UNAVAILABLE).to_string();
+        assert!(shown.contains("503") && shown.contains("2s"), "{shown}");
     }
 }

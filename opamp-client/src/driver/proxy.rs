@@ -3,7 +3,10 @@
 //! plain-HTTP exchange over it.
 //!
 //! `opamp-transport` connects directly only, so the tunnel lives here. Proxies are given as
-//! `http://host[:port]` or `host:port`; `https://` and SOCKS proxies are refused when offered.
+//! `http://host[:port]` or `host:port`; `https://` and SOCKS proxies are refused by the
+//! settings validation ([`ConnectionSettingsError::UnsupportedProxy`]).
+//!
+//! [`ConnectionSettingsError::UnsupportedProxy`]: crate::connection_settings::ConnectionSettingsError::UnsupportedProxy
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,41 +40,6 @@ fn proxy_error(reason: impl Into<String>) -> Error {
     Error::Proxy(reason.into())
 }
 
-/// Whether this client can use the proxy at `url` (an HTTP `CONNECT` proxy).
-pub(crate) fn supported(url: &str) -> bool {
-    proxy_address(url).is_ok()
-}
-
-/// Host and port of an HTTP proxy URL (`http://host[:port]`, default port 80) or `host:port`.
-fn proxy_address(url: &str) -> Result<(String, u16), Error> {
-    if url.contains("://") {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| proxy_error(format!("{url:?} is not a URL")))?;
-        if !uri
-            .scheme_str()
-            .is_some_and(|s| s.eq_ignore_ascii_case("http"))
-        {
-            return Err(proxy_error(format!(
-                "{url:?}: only http:// (CONNECT) proxies are supported"
-            )));
-        }
-        let host = uri
-            .host()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| proxy_error(format!("{url:?} has no host")))?;
-        Ok((host.to_owned(), uri.port_u16().unwrap_or(80)))
-    } else {
-        let authority: http::uri::Authority = url
-            .parse()
-            .map_err(|_| proxy_error(format!("{url:?} is not host:port")))?;
-        let port = authority
-            .port_u16()
-            .ok_or_else(|| proxy_error(format!("{url:?} has no port")))?;
-        Ok((authority.host().to_owned(), port))
-    }
-}
-
 /// Host, port and whether TLS is used, of an OpAMP endpoint.
 fn endpoint_target(endpoint: &str) -> Result<(String, u16, bool), Error> {
     let uri: Uri = endpoint
@@ -91,7 +59,7 @@ fn endpoint_target(endpoint: &str) -> Result<(String, u16, bool), Error> {
 
 /// Opens a `CONNECT` tunnel to `host:port` through `proxy`.
 async fn tunnel(proxy: &ProxyParams, host: &str, port: u16) -> Result<TcpStream, Error> {
-    let (proxy_host, proxy_port) = proxy_address(&proxy.url)?;
+    let (proxy_host, proxy_port) = crate::connection_settings::proxy_address(&proxy.url)?;
     let io = |err: std::io::Error| proxy_error(format!("proxy {}: {err}", proxy.url));
     let mut tcp = TcpStream::connect((proxy_host.trim_matches(['[', ']']), proxy_port))
         .await
@@ -211,10 +179,9 @@ pub(crate) async fn ws_connect(
         )
         .await
         .map_err(|err| match err {
-            tungstenite::Error::Http(response) => Error::HttpStatus {
-                status: response.status(),
-                retry_after: retry_after(response.headers()),
-            },
+            tungstenite::Error::Http(response) => {
+                Error::from_status(response.status(), retry_after(response.headers()))
+            }
             other => Error::Proxy(format!("WebSocket handshake through the proxy: {other}")),
         })?;
         Ok(WsConnection::from_websocket(ws, config))
@@ -300,10 +267,10 @@ async fn http_exchange(
             .map_err(|err| Error::Proxy(format!("HTTP through the proxy: {err}")))?;
         let (parts, body) = response.into_parts();
         if !parts.status.is_success() {
-            return Err(Error::HttpStatus {
-                status: parts.status,
-                retry_after: retry_after(&parts.headers),
-            });
+            return Err(Error::from_status(
+                parts.status,
+                retry_after(&parts.headers),
+            ));
         }
         let encoding = ContentEncoding::from_headers(&parts.headers)?;
         let limit = exchange.limits.max_message_size;
@@ -331,23 +298,6 @@ async fn http_exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn proxy_urls() {
-        assert_eq!(
-            proxy_address("http://proxy:3128").unwrap(),
-            ("proxy".into(), 3128)
-        );
-        assert_eq!(proxy_address("HTTP://proxy").unwrap(), ("proxy".into(), 80));
-        assert_eq!(
-            proxy_address("10.0.0.1:8080").unwrap(),
-            ("10.0.0.1".into(), 8080)
-        );
-        assert!(proxy_address("https://proxy:443").is_err());
-        assert!(proxy_address("socks5://proxy:1080").is_err());
-        assert!(proxy_address("proxy").is_err());
-        assert!(supported("http://p:1") && !supported("socks5h://p:1"));
-    }
 
     #[test]
     fn endpoint_targets() {

@@ -8,7 +8,7 @@ use opamp_transport::MaybeTlsStream;
 use opamp_transport::ws::{self, ClientWsConnection, CloseCode, WsConfig, WsConnectOptions};
 use opamp_transport::ws::{WsReceiver, WsSender};
 
-use super::{Driver, Outcome, failure_of, headers, proxy, sleep_until, tls};
+use super::{Driver, Outcome, failure_of, headers, proxy, sleep_until};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
 use crate::state::Failure;
@@ -36,13 +36,16 @@ enum Wake {
     Dead,
 }
 
-/// Decoding problems that drop one message but leave the connection usable.
-fn recoverable(err: &opamp_transport::Error) -> bool {
+/// Errors of a received message that end the connection as a malformed message from the
+/// server: the message is lost, so the client cannot know what it missed. Like opamp-go, the
+/// client drops the connection and reconnects (the new connection opens with a status
+/// report, which lets the server resend what matters), and backs off so that a server that
+/// keeps sending such messages is not hammered.
+fn malformed(err: &opamp_transport::Error) -> bool {
     use opamp_transport::Error as T;
     matches!(
         err,
-        T::UnexpectedTextFrame
-            | T::Decode(_)
+        T::Decode(_)
             | T::NonZeroWsHeader(_)
             | T::TruncatedWsHeader
             | T::MissingWsHeader
@@ -93,7 +96,7 @@ impl Driver {
         .await?;
         let config = WsConfig::default().with_limits(self.config.limits);
         let tls = if params.endpoint.to_ascii_lowercase().starts_with("wss:") {
-            Some(tls::client_config(&self.config.tls, params)?)
+            Some(params.tls_client_config(&self.config.tls)?)
         } else {
             None
         };
@@ -184,10 +187,17 @@ impl Driver {
                             opamp_transport::Error::ConnectionClosed,
                         ));
                     }
-                    Err(err) if recoverable(&err) => {
-                        tracing::warn!(%err, "dropping a malformed message from the server");
+                    Err(opamp_transport::Error::UnexpectedTextFrame) => {
+                        // Not an OpAMP message at all: nothing was lost, the connection stays.
+                        tracing::warn!("dropping a WebSocket text message from the server");
                     }
-                    Err(err) => break SessionEnd::Lost(err.into()),
+                    Err(err) => {
+                        if malformed(&err) {
+                            tracing::warn!(%err, "the server sent a message that does not decode; reconnecting");
+                            self.shared.state().on_malformed_message();
+                        }
+                        break SessionEnd::Lost(err.into());
+                    }
                 },
                 Wake::Ping => {
                     let sent = tokio::time::timeout(self.config.request_timeout, tx.ping()).await;
@@ -221,10 +231,11 @@ impl Driver {
             SessionEnd::Lost(err) => tracing::warn!(%err, "OpAMP WebSocket connection lost"),
         }
         self.shared.state().on_disconnected(Instant::now());
-        if let SessionEnd::Lost(err) = &end
-            && !confirmed
-        {
-            self.candidate_failed(err).await;
+        if let SessionEnd::Lost(err) = &end {
+            self.callbacks.on_connection_lost(err).await;
+            if !confirmed {
+                self.candidate_failed(err).await;
+            }
         }
         match end {
             SessionEnd::Stop => Outcome::Stop,

@@ -165,14 +165,11 @@ impl ClientState {
         if let Some(offers) = msg.connection_settings {
             if let Some(opamp) = offers.opamp {
                 // Spec §"OpAMPConnectionSettings.heartbeat_interval_seconds": with
-                // ReportsHeartbeat the offered interval is used. Zero keeps the current one:
-                // proto3 cannot tell an explicit 0 from an offer that does not mention
-                // heartbeats (e.g. a certificate rotation), and turning heartbeats off on every
-                // such offer would let idle connections be cut (the connection settings
-                // manager follows the same rule).
-                if caps.contains(AgentCapabilities::REPORTS_HEARTBEAT)
-                    && opamp.heartbeat_interval_seconds > 0
-                {
+                // ReportsHeartbeat the offered interval is used, and 0 disables heartbeats
+                // (WebSocket; plain HTTP keeps polling at the configured interval, since it
+                // uses the offered value only when it is not zero). An offer without
+                // OpAMPConnectionSettings leaves the interval as it is.
+                if caps.contains(AgentCapabilities::REPORTS_HEARTBEAT) {
                     self.offered_heartbeat =
                         Some(Duration::from_secs(opamp.heartbeat_interval_seconds));
                 }

@@ -62,6 +62,12 @@ impl Retry {
         self.healthy = true;
     }
 
+    /// The last connection did not prove to work after all (the server sent something
+    /// malformed): the next failure backs off.
+    pub(crate) fn distrust(&mut self) {
+        self.healthy = false;
+    }
+
     /// How long to wait after `failure`.
     pub(crate) fn delay_after(&mut self, failure: Failure) -> Duration {
         let was_healthy = std::mem::replace(&mut self.healthy, false);

@@ -629,6 +629,14 @@ impl ClientState {
         };
     }
 
+    /// The server sent a message that does not decode, and the driver drops the connection
+    /// (then calls [`on_disconnected`](Self::on_disconnected)). The connection does not
+    /// count as working: the next attempt backs off instead of starting at once, so a server
+    /// that keeps sending such messages is not reconnected to in a tight loop.
+    pub fn on_malformed_message(&mut self) {
+        self.retry.distrust();
+    }
+
     /// Whether the driver should close the WebSocket connection (after `UNAVAILABLE`): send
     /// [`poll_disconnect_message`](Self::poll_disconnect_message), close, then call
     /// [`on_disconnected`](Self::on_disconnected).

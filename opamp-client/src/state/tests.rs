@@ -607,6 +607,26 @@ fn ws_reconnect_at_once_after_a_working_connection_then_backoff() {
 }
 
 #[test]
+fn ws_malformed_message_backs_off_even_after_a_working_connection() {
+    let now = Instant::now();
+    let mut s = connected_ws(Caps::empty(), now);
+    s.handle_server_message(ServerToAgent::default(), now);
+    s.on_malformed_message();
+    s.on_disconnected(now);
+    assert!(
+        !s.can_connect(now),
+        "a malformed message must not reconnect at once"
+    );
+    assert_eq!(s.poll_timeout(), Some(now + 2 * SEC));
+    // A good message on the next connection makes the connection count as working again.
+    s.on_connecting(now + 2 * SEC);
+    s.on_connected(now + 2 * SEC);
+    s.handle_server_message(ServerToAgent::default(), now + 2 * SEC);
+    s.on_disconnected(now + 2 * SEC);
+    assert!(s.can_connect(now + 2 * SEC));
+}
+
+#[test]
 fn ws_connect_throttled_waits_retry_after() {
     let now = Instant::now();
     let mut s = ws_state(Caps::empty());
@@ -677,15 +697,63 @@ fn heartbeats_only_with_capability_and_server_interval_wins() {
     s.handle_server_message(offer(0), now + 30 * SEC);
     assert_eq!(
         s.heartbeat_interval(),
-        Some(5 * SEC),
-        "0 (indistinguishable from unset) keeps it"
+        None,
+        "an offered 0 disables heartbeats"
     );
-    s.set_offered_heartbeat_interval(Some(Duration::ZERO));
+    assert_eq!(s.poll_timeout(), None, "no heartbeat scheduled");
+    assert!(s.poll_message(now + 3600 * SEC).is_none());
+    // A message without OpAMP connection settings leaves the interval alone.
+    s.handle_server_message(
+        ServerToAgent {
+            connection_settings: Some(ConnectionSettingsOffers::default()),
+            ..Default::default()
+        },
+        now + 30 * SEC,
+    );
+    assert_eq!(s.heartbeat_interval(), None);
+    s.handle_server_message(offer(5), now + 40 * SEC);
+    assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
+    s.handle_server_message(ServerToAgent::default(), now + 40 * SEC);
+    assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
+    s.set_offered_heartbeat_interval(None);
     assert_eq!(
         s.heartbeat_interval(),
-        None,
-        "an explicit zero disables heartbeats"
+        Some(30 * SEC),
+        "back to the configured one"
     );
+}
+
+#[test]
+fn http_offered_zero_polls_at_the_configured_interval() {
+    let now = Instant::now();
+    let mut s = ClientState::new(
+        StateConfig::new(InstanceUid::from_array([7; 16]), Transport::Http)
+            .with_capabilities(Caps::REPORTS_HEARTBEAT)
+            .with_heartbeat_interval(12 * SEC),
+    );
+    let offer = |secs| ServerToAgent {
+        connection_settings: Some(ConnectionSettingsOffers {
+            opamp: Some(OpAmpConnectionSettings {
+                heartbeat_interval_seconds: secs,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    s.poll_message(now).unwrap();
+    s.handle_server_message(offer(5), now);
+    assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
+    assert_eq!(s.poll_timeout(), Some(now + 5 * SEC));
+    s.handle_server_message(offer(0), now);
+    assert_eq!(
+        s.heartbeat_interval(),
+        Some(12 * SEC),
+        "HTTP must keep polling: the configured interval"
+    );
+    assert_eq!(s.poll_timeout(), Some(now + 12 * SEC));
+    assert!(s.poll_message(now + 11 * SEC).is_none());
+    assert!(s.poll_message(now + 12 * SEC).is_some());
 }
 
 #[test]
