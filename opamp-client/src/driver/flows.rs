@@ -50,22 +50,22 @@ impl Driver {
             status: ConnectionSettingsStatuses::Failed as i32,
             error_message: error,
         };
-        // Refused before the agent is asked: nothing it says could make the proxy usable.
-        if let Some(Err(err)) = settings
+        // An unusable proxy is refused before the agent is asked: nothing it says could
+        // make the proxy usable.
+        let refused = match settings
             .proxy
             .as_ref()
             .map(|proxy| crate::connection_settings::ProxyParams::new(&proxy.url).validate())
         {
-            let error = err.to_string();
-            tracing::warn!(%error, "refusing OpAMP connection settings");
-            self.report_connection_settings_status(refuse(error.clone()));
-            self.callbacks
-                .on_opamp_connection_settings_outcome(Err(&error))
-                .await;
-            return false;
-        }
-        if let Err(err) = self.callbacks.on_opamp_connection_settings(&settings).await {
-            let error = format!("refused by the agent: {err}");
+            Some(Err(err)) => Some(err.to_string()),
+            _ => self
+                .callbacks
+                .on_opamp_connection_settings(&settings)
+                .await
+                .err()
+                .map(|err| format!("refused by the agent: {err}")),
+        };
+        if let Some(error) = refused {
             tracing::info!(%error, "OpAMP connection settings offer refused");
             self.report_connection_settings_status(refuse(error.clone()));
             self.callbacks

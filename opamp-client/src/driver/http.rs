@@ -7,7 +7,7 @@ use opamp_proto::{AgentToServer, InstanceUid, ServerToAgent};
 use opamp_transport::codec::http::ContentEncoding;
 use opamp_transport::http::{HttpClient, HttpClientSettings, HttpRequestOptions};
 
-use super::{Driver, Outcome, failure_of, headers, proxy};
+use super::{Driver, Outcome, failure_of, proxy};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
 use crate::state::Failure;
@@ -29,11 +29,7 @@ impl Driver {
             Ok(client) => client,
             Err(err) => {
                 tracing::warn!(%err, "cannot set up the OpAMP HTTP client");
-                self.shared
-                    .state()
-                    .on_connect_failed(Instant::now(), Failure::Transient);
-                self.callbacks.on_connect_failed(&err).await;
-                self.candidate_failed(&err).await;
+                self.connect_failed(&err, Failure::Transient).await;
                 return Outcome::Reconnect;
             }
         };
@@ -119,11 +115,7 @@ impl Driver {
     }
 
     fn http_client(&self, params: &OpampConnectionParams) -> Result<HttpLink, Error> {
-        let tls = if params.endpoint.to_ascii_lowercase().starts_with("https:") {
-            Some(params.tls_client_config(&self.config.tls)?)
-        } else {
-            None
-        };
+        let tls = self.tls_config(params)?;
         if params.proxy.is_some() {
             return Ok(HttpLink::Proxied(tls));
         }
@@ -142,12 +134,7 @@ impl Driver {
         msg: &AgentToServer,
         uid: InstanceUid,
     ) -> Result<ServerToAgent, Error> {
-        let headers = headers::connection_headers(
-            &self.config.static_headers,
-            params,
-            self.config.header_provider.as_ref(),
-        )
-        .await?;
+        let headers = self.connection_headers(params).await?;
         let compression = if self.config.compression {
             ContentEncoding::Gzip
         } else {

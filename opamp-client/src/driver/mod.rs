@@ -26,6 +26,7 @@ use opamp_transport::tls::TlsClientSettings;
 pub(crate) use shared::Shared;
 
 use crate::callbacks::Callbacks;
+use crate::connection_settings::OpampConnectionParams;
 use crate::settings::{HeaderProvider, PackagesSettings};
 use crate::state::{Event, Failure, Transport};
 use crate::{Error, proto::AgentCapabilities};
@@ -141,11 +142,8 @@ impl Driver {
                     // Offers are validated before they are tried; a bad persisted endpoint
                     // is treated like a failed attempt so that a candidate gets reverted.
                     tracing::error!(%err, "cannot use the OpAMP endpoint");
-                    self.shared
-                        .state()
-                        .on_connect_failed(Instant::now(), Failure::Transient);
-                    self.callbacks.on_connect_failed(&err).await;
-                    if !self.candidate_failed(&err).await && self.wait_until_retry().await {
+                    let reverted = self.connect_failed(&err, Failure::Transient).await;
+                    if !reverted && self.wait_until_retry().await {
                         break;
                     }
                     continue;
@@ -183,6 +181,40 @@ impl Driver {
         self.handle_requests().await;
         self.persist_connection_settings().await;
         tracing::debug!("OpAMP client stopped");
+    }
+
+    /// A connection attempt (or setting it up) failed: the next one waits as `failure`
+    /// requires, the agent is told, and a candidate under validation is charged with it.
+    /// Returns true when the candidate was reverted.
+    async fn connect_failed(&mut self, err: &Error, failure: Failure) -> bool {
+        self.shared
+            .state()
+            .on_connect_failed(Instant::now(), failure);
+        self.callbacks.on_connect_failed(err).await;
+        self.candidate_failed(err).await
+    }
+
+    /// The headers of a connection attempt or request with `params`.
+    async fn connection_headers(&self, params: &OpampConnectionParams) -> Result<HeaderMap, Error> {
+        headers::connection_headers(
+            &self.config.static_headers,
+            params,
+            self.config.header_provider.as_ref(),
+        )
+        .await
+    }
+
+    /// The rustls configuration for `params` when its endpoint is `wss://` or `https://`.
+    fn tls_config(
+        &self,
+        params: &OpampConnectionParams,
+    ) -> Result<Option<Arc<opamp_transport::tls::rustls::ClientConfig>>, Error> {
+        let endpoint = params.endpoint.to_ascii_lowercase();
+        if endpoint.starts_with("wss:") || endpoint.starts_with("https:") {
+            params.tls_client_config(&self.config.tls).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     async fn pull_effective_config(&self) {

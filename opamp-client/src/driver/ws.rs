@@ -8,7 +8,7 @@ use opamp_transport::MaybeTlsStream;
 use opamp_transport::ws::{self, ClientWsConnection, CloseCode, WsConfig, WsConnectOptions};
 use opamp_transport::ws::{WsReceiver, WsSender};
 
-use super::{Driver, Outcome, failure_of, headers, proxy, sleep_until};
+use super::{Driver, Outcome, failure_of, proxy, sleep_until};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
 use crate::state::Failure;
@@ -69,12 +69,8 @@ impl Driver {
                 } else {
                     failure
                 };
-                self.shared
-                    .state()
-                    .on_connect_failed(Instant::now(), failure);
                 tracing::warn!(%err, endpoint = %params.endpoint, "OpAMP WebSocket connection failed");
-                self.callbacks.on_connect_failed(&err).await;
-                self.candidate_failed(&err).await;
+                self.connect_failed(&err, failure).await;
                 return Outcome::Reconnect;
             }
         };
@@ -88,18 +84,9 @@ impl Driver {
         &self,
         params: &OpampConnectionParams,
     ) -> Result<ClientWsConnection, Error> {
-        let headers = headers::connection_headers(
-            &self.config.static_headers,
-            params,
-            self.config.header_provider.as_ref(),
-        )
-        .await?;
+        let headers = self.connection_headers(params).await?;
         let config = WsConfig::default().with_limits(self.config.limits);
-        let tls = if params.endpoint.to_ascii_lowercase().starts_with("wss:") {
-            Some(params.tls_client_config(&self.config.tls)?)
-        } else {
-            None
-        };
+        let tls = self.tls_config(params)?;
         if let Some(proxy) = &params.proxy {
             return proxy::ws_connect(
                 &params.endpoint,

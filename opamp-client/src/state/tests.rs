@@ -664,6 +664,20 @@ fn ws_unavailable_disconnects_then_waits_and_reports_full_state() {
     assert_eq!(m.agent_description, Some(description("a")));
 }
 
+/// A message offering only a heartbeat interval.
+fn heartbeat_offer(secs: u64) -> ServerToAgent {
+    ServerToAgent {
+        connection_settings: Some(ConnectionSettingsOffers {
+            opamp: Some(OpAmpConnectionSettings {
+                heartbeat_interval_seconds: secs,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 #[test]
 fn heartbeats_only_with_capability_and_server_interval_wins() {
     let now = Instant::now();
@@ -681,20 +695,10 @@ fn heartbeats_only_with_capability_and_server_interval_wins() {
     s.on_send_succeeded(now + 30 * SEC);
     assert_eq!(hb.sequence_num, 2);
     assert!(hb.agent_description.is_none());
-    let offer = |secs| ServerToAgent {
-        connection_settings: Some(ConnectionSettingsOffers {
-            opamp: Some(OpAmpConnectionSettings {
-                heartbeat_interval_seconds: secs,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    s.handle_server_message(offer(5), now + 30 * SEC);
+    s.handle_server_message(heartbeat_offer(5), now + 30 * SEC);
     assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
     assert_eq!(s.poll_timeout(), Some(now + 35 * SEC));
-    s.handle_server_message(offer(0), now + 30 * SEC);
+    s.handle_server_message(heartbeat_offer(0), now + 30 * SEC);
     assert_eq!(
         s.heartbeat_interval(),
         None,
@@ -711,7 +715,7 @@ fn heartbeats_only_with_capability_and_server_interval_wins() {
         now + 30 * SEC,
     );
     assert_eq!(s.heartbeat_interval(), None);
-    s.handle_server_message(offer(5), now + 40 * SEC);
+    s.handle_server_message(heartbeat_offer(5), now + 40 * SEC);
     assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
     s.handle_server_message(ServerToAgent::default(), now + 40 * SEC);
     assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
@@ -731,21 +735,11 @@ fn http_offered_zero_polls_at_the_configured_interval() {
             .with_capabilities(Caps::REPORTS_HEARTBEAT)
             .with_heartbeat_interval(12 * SEC),
     );
-    let offer = |secs| ServerToAgent {
-        connection_settings: Some(ConnectionSettingsOffers {
-            opamp: Some(OpAmpConnectionSettings {
-                heartbeat_interval_seconds: secs,
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
     s.poll_message(now).unwrap();
-    s.handle_server_message(offer(5), now);
+    s.handle_server_message(heartbeat_offer(5), now);
     assert_eq!(s.heartbeat_interval(), Some(5 * SEC));
     assert_eq!(s.poll_timeout(), Some(now + 5 * SEC));
-    s.handle_server_message(offer(0), now);
+    s.handle_server_message(heartbeat_offer(0), now);
     assert_eq!(
         s.heartbeat_interval(),
         Some(12 * SEC),
