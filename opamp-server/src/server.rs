@@ -134,7 +134,10 @@ impl Server {
             return Err(Error::AlreadyStarted);
         }
         self.shared.remember_runtime();
-        let listener = match tokio::net::TcpListener::bind(self.shared.settings.listen_addr).await {
+        let listener = match bind(
+            self.shared.settings.listen_addr,
+            self.shared.settings.listen_backlog,
+        ) {
             Ok(listener) => listener,
             Err(err) => {
                 self.shared.listener_started.store(false, Ordering::Release);
@@ -580,4 +583,19 @@ impl Shared {
             }
         });
     }
+}
+
+/// Binds a listening socket with `backlog` pending connections at most (the kernel caps it at
+/// `net.core.somaxconn`); address reuse lets a restarted server bind while old connections of
+/// the previous one linger in `TIME_WAIT`.
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }

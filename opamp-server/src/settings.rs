@@ -9,7 +9,9 @@ use opamp_proto::ServerCapabilities;
 use opamp_transport::codec::Limits;
 use opamp_transport::ws::WsConfig;
 
-use crate::state::{DEFAULT_HEARTBEAT_INTERVAL, DuplicateUidPolicy, StateConfig};
+use crate::state::{
+    DEFAULT_FIRST_MESSAGE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DuplicateUidPolicy, StateConfig,
+};
 
 /// The default port of OpAMP servers (spec §"Communication Model").
 pub const DEFAULT_PORT: u16 = 4320;
@@ -62,6 +64,11 @@ pub struct ServerSettings {
     /// How many heartbeat intervals an agent may stay silent before it is reported gone
     /// ([`crate::CloseReason::Gone`]) and its connection closed. Default 3.
     pub missed_heartbeats: u32,
+    /// Longest wait for the first `AgentToServer` after a WebSocket connection opens (the
+    /// spec's client sends it at once): a connection that says nothing within it is closed as
+    /// [`crate::CloseReason::Gone`], so that sockets which only answer pings do not stay
+    /// forever. `None`: no limit. Default 30 s.
+    pub first_message_timeout: Option<Duration>,
     /// WebSocket ping: after this much read silence the server sends a ping. `None` disables
     /// pings (and half-open detection). Default 30 s.
     pub ws_ping_interval: Option<Duration>,
@@ -93,6 +100,10 @@ pub struct ServerSettings {
     pub request_available_components: bool,
     /// Time a standalone listener allows for reading the request head. Default 10 s.
     pub header_read_timeout: Duration,
+    /// Pending-connection queue of the standalone listener (`listen(2)` backlog; the kernel
+    /// caps it at `net.core.somaxconn`). Large by default (4,096) so that a fleet reconnecting
+    /// at once is queued rather than dropped into SYN retransmissions.
+    pub listen_backlog: u32,
 }
 
 impl Default for ServerSettings {
@@ -107,6 +118,7 @@ impl Default for ServerSettings {
             custom_capabilities: Vec::new(),
             heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
             missed_heartbeats: 3,
+            first_message_timeout: Some(DEFAULT_FIRST_MESSAGE_TIMEOUT),
             ws_ping_interval: Some(Duration::from_secs(30)),
             ws_pong_timeout: Duration::from_secs(20),
             ws_read_buffer_size: 1024,
@@ -118,6 +130,7 @@ impl Default for ServerSettings {
             gzip_min_size: 256,
             request_available_components: true,
             header_read_timeout: Duration::from_secs(10),
+            listen_backlog: 4096,
         }
     }
 }
@@ -134,6 +147,7 @@ impl std::fmt::Debug for ServerSettings {
             .field("custom_capabilities", &self.custom_capabilities)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("missed_heartbeats", &self.missed_heartbeats)
+            .field("first_message_timeout", &self.first_message_timeout)
             .field("ws_ping_interval", &self.ws_ping_interval)
             .field("ws_pong_timeout", &self.ws_pong_timeout)
             .field("ws_read_buffer_size", &self.ws_read_buffer_size)
@@ -148,6 +162,7 @@ impl std::fmt::Debug for ServerSettings {
                 &self.request_available_components,
             )
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("listen_backlog", &self.listen_backlog)
             .finish()
     }
 }
@@ -179,6 +194,8 @@ impl ServerSettings {
         with_heartbeat_interval(heartbeat_interval: Option<Duration>);
         /// Sets [`ServerSettings::missed_heartbeats`].
         with_missed_heartbeats(missed_heartbeats: u32);
+        /// Sets [`ServerSettings::first_message_timeout`].
+        with_first_message_timeout(first_message_timeout: Option<Duration>);
         /// Sets [`ServerSettings::ws_ping_interval`].
         with_ws_ping_interval(ws_ping_interval: Option<Duration>);
         /// Sets [`ServerSettings::ws_pong_timeout`].
@@ -201,6 +218,8 @@ impl ServerSettings {
         with_request_available_components(request_available_components: bool);
         /// Sets [`ServerSettings::header_read_timeout`].
         with_header_read_timeout(header_read_timeout: Duration);
+        /// Sets [`ServerSettings::listen_backlog`].
+        with_listen_backlog(listen_backlog: u32);
     }
 
     /// Sets [`ServerSettings::path`].
@@ -254,6 +273,7 @@ impl ServerSettings {
             .with_custom_capabilities(self.custom_capabilities.clone())
             .with_heartbeat_interval(self.heartbeat_interval)
             .with_missed_heartbeats(self.missed_heartbeats)
+            .with_first_message_timeout(self.first_message_timeout)
             .with_polling(polling)
             .with_request_available_components(self.request_available_components)
     }

@@ -189,7 +189,14 @@ where
             () = &mut sleep, if armed.is_some() => {
                 armed = None;
                 let now = Instant::now();
-                if conn.lock().agent.is_gone(now) {
+                let (gone, silent) = {
+                    let state = conn.lock();
+                    (state.agent.is_gone(now), state.agent.awaiting_first_message())
+                };
+                if gone && silent {
+                    tracing::debug!(conn = conn.id(), "no first message from the agent in time");
+                    Step::Close(CloseReason::Gone, Some((CloseCode::Policy, "no message received")))
+                } else if gone {
                     tracing::debug!(conn = conn.id(), uid = ?conn.instance_uid(), "agent missed its heartbeats");
                     Step::Close(CloseReason::Gone, Some((CloseCode::Away, "no heartbeat received")))
                 } else if ping_sent.is_some_and(|sent| now >= sent + settings.ws_pong_timeout) {

@@ -51,7 +51,7 @@ mod outbound;
 mod registry;
 mod status;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -80,6 +80,9 @@ use outbound::{Pending, QueueRejection, gate};
 /// Heartbeat interval the spec recommends, assumed when the server offers none.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
+/// Wait for the first message of a connection assumed when none is configured.
+pub const DEFAULT_FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Server-wide inputs of every [`AgentState`]; shared through an `Arc`.
 #[non_exhaustive]
 #[derive(Debug, Clone)]
@@ -96,6 +99,10 @@ pub struct StateConfig {
     pub heartbeat_interval: Option<Duration>,
     /// How many heartbeat intervals of silence make an agent gone.
     pub missed_heartbeats: u32,
+    /// Longest wait for the first `AgentToServer` of a WebSocket connection (the spec has the
+    /// agent send it at once after connecting): past it the agent counts as gone. `None`: no
+    /// limit. Not used for polling states, which start with a message.
+    pub first_message_timeout: Option<Duration>,
     /// True for plain-HTTP agents, which poll at the heartbeat interval even without
     /// `ReportsHeartbeat` (spec §"Plain HTTP Transport").
     pub polling: bool,
@@ -103,6 +110,9 @@ pub struct StateConfig {
     pub request_available_components: bool,
     /// Generator of new instance UIDs (UUIDv7 by default).
     pub new_uid: fn() -> InstanceUid,
+    /// The heartbeat-only settings offer (no base offer), built once and shared by every agent
+    /// of this configuration; keyed by the interval in seconds in case the field changed.
+    heartbeat_offer: OnceLock<(u64, Arc<ConnectionSettingsOffers>)>,
 }
 
 impl Default for StateConfig {
@@ -112,9 +122,11 @@ impl Default for StateConfig {
             custom_capabilities: Vec::new(),
             heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
             missed_heartbeats: 3,
+            first_message_timeout: Some(DEFAULT_FIRST_MESSAGE_TIMEOUT),
             polling: false,
             request_available_components: true,
             new_uid: InstanceUid::new_v7,
+            heartbeat_offer: OnceLock::new(),
         }
     }
 }
@@ -148,6 +160,13 @@ impl StateConfig {
         self
     }
 
+    /// Sets [`StateConfig::first_message_timeout`].
+    #[must_use]
+    pub fn with_first_message_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.first_message_timeout = timeout;
+        self
+    }
+
     /// Sets [`StateConfig::polling`].
     #[must_use]
     pub fn with_polling(mut self, polling: bool) -> Self {
@@ -167,6 +186,18 @@ impl StateConfig {
     pub fn with_new_uid(mut self, new_uid: fn() -> InstanceUid) -> Self {
         self.new_uid = new_uid;
         self
+    }
+
+    /// The offer of `seconds` as heartbeat interval with no other settings, shared.
+    fn heartbeat_only_offer(&self, seconds: u64) -> Arc<ConnectionSettingsOffers> {
+        let (cached_seconds, offer) = self
+            .heartbeat_offer
+            .get_or_init(|| (seconds, Arc::new(offers::with_heartbeat(None, seconds))));
+        if *cached_seconds == seconds {
+            Arc::clone(offer)
+        } else {
+            Arc::new(offers::with_heartbeat(None, seconds))
+        }
     }
 
     /// The heartbeat interval to put in offers, in whole seconds (`Some(0)` disables).
@@ -308,14 +339,28 @@ impl AgentState {
     }
 
     /// When the agent becomes gone if it stays silent (`None`: it is not expected to send
-    /// regularly).
+    /// regularly). A WebSocket connection that has not sent its first message yet has the end
+    /// of [`StateConfig::first_message_timeout`] instead.
     pub fn liveness_deadline(&self) -> Option<Instant> {
+        // A plain-HTTP session starts with its first message: the limit is for connections.
+        if self.messages == 0 && !self.config.polling {
+            return self
+                .config
+                .first_message_timeout
+                .and_then(|t| self.liveness.last_seen().checked_add(t));
+        }
         self.liveness.deadline()
     }
 
     /// True if the agent stayed silent past its deadline at `now`.
     pub fn is_gone(&self, now: Instant) -> bool {
-        self.liveness.is_gone(now)
+        self.liveness_deadline()
+            .is_some_and(|deadline| now >= deadline)
+    }
+
+    /// True until the first message of the connection arrived.
+    pub fn awaiting_first_message(&self) -> bool {
+        self.messages == 0
     }
 
     /// True if something waits for delivery (`push` would return a message).
@@ -690,8 +735,9 @@ impl AgentState {
             .then(|| self.config.heartbeat_offer_seconds())
             .flatten();
         let effective = match (heartbeat, &self.settings_base) {
-            (Some(seconds), base) => {
-                Some(Arc::new(offers::with_heartbeat(base.as_deref(), seconds)))
+            (Some(seconds), None) => Some(self.config.heartbeat_only_offer(seconds)),
+            (Some(seconds), Some(base)) => {
+                Some(Arc::new(offers::with_heartbeat(Some(base), seconds)))
             }
             (None, Some(base)) => Some(base.clone()),
             (None, None) => None,

@@ -446,6 +446,30 @@ fn heartbeat_offered_to_heartbeating_agents_and_liveness_follows() {
 }
 
 #[test]
+fn a_connection_that_never_sends_is_gone_after_the_first_message_timeout() {
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(5);
+    let config = StateConfig::default().with_first_message_timeout(Some(limit));
+    let mut s = AgentState::new(Arc::new(config.clone()), t0);
+    assert!(s.awaiting_first_message());
+    assert_eq!(s.liveness_deadline(), Some(t0 + limit));
+    assert!(!s.is_gone(t0 + limit - Duration::from_millis(1)));
+    assert!(s.is_gone(t0 + limit));
+
+    // Once it spoke, only heartbeats count (none expected here: no ReportsHeartbeat).
+    s.handle_message(&full(1, 0), t0 + Duration::from_secs(1))
+        .unwrap();
+    assert!(!s.awaiting_first_message());
+    assert_eq!(s.liveness_deadline(), None);
+    assert!(!s.is_gone(t0 + Duration::from_secs(3600)));
+
+    // `None` lifts the limit.
+    let unlimited = config.with_first_message_timeout(None);
+    let s = AgentState::new(Arc::new(unlimited), t0);
+    assert_eq!(s.liveness_deadline(), None);
+}
+
+#[test]
 fn connection_settings_offer_includes_heartbeat() {
     let mut s = state();
     let mut m = full(1, 0);
