@@ -57,6 +57,10 @@ impl Callbacks for AgentCallbacks {
         tracing::warn!(agent = %self.name, %error, "cannot reach the OpAMP server; retrying");
     }
 
+    async fn on_connection_lost(&self, error: &opamp_client::Error) {
+        tracing::warn!(agent = %self.name, %error, "lost the connection to the OpAMP server; reconnecting");
+    }
+
     async fn on_error(&self, error: &ServerErrorResponse) {
         tracing::warn!(agent = %self.name, message = %error.error_message, "the server reported an error");
     }

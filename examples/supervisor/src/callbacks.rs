@@ -61,6 +61,10 @@ impl Callbacks for SupervisorCallbacks {
         tracing::warn!(%error, "cannot reach the OpAMP server; retrying");
     }
 
+    async fn on_connection_lost(&self, error: &opamp_client::Error) {
+        tracing::warn!(%error, "lost the connection to the OpAMP server; reconnecting");
+    }
+
     async fn on_error(&self, error: &ServerErrorResponse) {
         tracing::warn!(message = %error.error_message, "the server reported an error");
     }

@@ -393,8 +393,9 @@ impl AgentState {
         self.liveness.record(now);
 
         let sequence_gap = match self.last_seq {
-            // A repeated message (a retry) loses nothing; anything else but +1 does.
-            Some(last) => msg.sequence_num != last && msg.sequence_num != last.wrapping_add(1),
+            // Spec §"Agent Status Compression": anything but exactly +1, a repeat included, means
+            // the server may lack part of the status.
+            Some(last) => msg.sequence_num != last.wrapping_add(1),
             // A state without history meets an agent that already sent messages (e.g. the
             // server restarted): unless this report describes the agent, ask for everything.
             None => msg.sequence_num != 0 && msg.agent_description.is_none(),
