@@ -44,9 +44,13 @@ pub enum FleetError {
     /// The OpAMP server refused an operation.
     #[error("OpAMP server: {0}")]
     Server(#[from] opamp_server::Error),
-    /// The settings are not usable (e.g. no agent keys on a public address).
+    /// The settings are not usable (e.g. no agent keys on a public address), or the command
+    /// line could not be parsed (the text is clap's usage message).
     #[error("invalid settings: {0}")]
     Settings(String),
+    /// `--help` or `--version` was asked for: the text to print, and nothing to run.
+    #[error("{0}")]
+    HelpRequested(String),
     /// A listener could not be set up.
     #[error("{what}: {source}")]
     Io {

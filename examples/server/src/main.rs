@@ -12,11 +12,13 @@ async fn main() -> std::process::ExitCode {
         .init();
     match run().await {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(FleetError::Settings(text))
-            if text.contains("Usage:") || text.starts_with("opamp-fleet-server ") =>
-        {
-            // --help / --version / usage errors: clap's text as it is.
-            eprintln!("{text}");
+        Err(FleetError::HelpRequested(text)) => {
+            print!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(FleetError::Settings(text)) if text.contains("Usage:") => {
+            // A command line clap refused: its text as it is, and the usual usage-error code.
+            eprint!("{text}");
             std::process::ExitCode::from(2)
         }
         Err(e) => {

@@ -266,7 +266,15 @@ impl FleetConfig {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let cli = Cli::try_parse_from(args).map_err(|e| FleetError::Settings(e.to_string()))?;
+        let cli = Cli::try_parse_from(args).map_err(|e| {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    FleetError::HelpRequested(e.to_string())
+                }
+                _ => FleetError::Settings(e.to_string()),
+            }
+        })?;
         let file = match &cli.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| FleetError::Io {
@@ -461,6 +469,22 @@ mod tests {
         let c = FleetConfig::from_args(["x", "--agent-api-key", "k1,k2"]).unwrap();
         assert_eq!(c.agent_api_keys.len(), 2);
         assert!(!format!("{c:?}").contains("k1"));
+    }
+
+    #[test]
+    fn help_and_version_are_texts_to_print_not_errors_in_the_settings() {
+        for flag in ["--help", "--version"] {
+            match FleetConfig::from_args(["opamp-fleet-server", flag]) {
+                Err(FleetError::HelpRequested(text)) => {
+                    assert!(text.contains("opamp-fleet-server"), "{flag}: {text}");
+                }
+                other => panic!("{flag}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            FleetConfig::from_args(["opamp-fleet-server", "--no-such-flag"]),
+            Err(FleetError::Settings(_))
+        ));
     }
 
     #[test]
