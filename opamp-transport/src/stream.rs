@@ -133,6 +133,30 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// Parses `url` for a client whose URLs use the scheme `plain` or `secure` (any case), e.g.
+    /// `ws`/`wss` or `http`/`https`; `reason` names them in the error for any other scheme.
+    pub(crate) fn parse_url(
+        url: &str,
+        [plain, secure]: [&str; 2],
+        reason: &'static str,
+    ) -> Result<(Uri, Self), Error> {
+        let uri: Uri = url.parse().map_err(|_| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: "not a valid URI",
+        })?;
+        let allowed = uri
+            .scheme_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case(plain) || s.eq_ignore_ascii_case(secure));
+        if !allowed {
+            return Err(Error::InvalidUrl {
+                url: url.to_owned(),
+                reason,
+            });
+        }
+        let target = Self::from_uri(&uri)?;
+        Ok((uri, target))
+    }
+
     /// Parses the scheme, host and port of `uri`. `ws`/`http` are plain, `wss`/`https` use TLS.
     pub(crate) fn from_uri(uri: &Uri) -> Result<Self, Error> {
         let invalid = |reason: &'static str| Error::InvalidUrl {
@@ -241,5 +265,25 @@ mod tests {
             Err(Error::InvalidUrl { .. })
         ));
         assert!(matches!(target("/v1/opamp"), Err(Error::InvalidUrl { .. })));
+    }
+
+    #[test]
+    fn parse_url_keeps_to_the_client_schemes() {
+        let (uri, t) = Target::parse_url("WSS://example.com/x", ["ws", "wss"], "ws only").unwrap();
+        assert_eq!((uri.path(), t.port, t.tls), ("/x", 443, true));
+        assert!(matches!(
+            Target::parse_url("https://example.com/", ["ws", "wss"], "ws only"),
+            Err(Error::InvalidUrl {
+                reason: "ws only",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Target::parse_url("http://exa mple/", ["http", "https"], "http only"),
+            Err(Error::InvalidUrl {
+                reason: "not a valid URI",
+                ..
+            })
+        ));
     }
 }

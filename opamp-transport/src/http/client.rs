@@ -263,20 +263,7 @@ impl HttpClient {
         Req: prost::Message,
         Resp: prost::Message + Default,
     {
-        let uri: Uri = url.parse().map_err(|_| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: "not a valid URI",
-        })?;
-        let is_http = uri
-            .scheme_str()
-            .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
-        if !is_http {
-            return Err(Error::InvalidUrl {
-                url: url.to_owned(),
-                reason: "scheme must be http or https",
-            });
-        }
-        Target::from_uri(&uri)?;
+        let (uri, _) = Target::parse_url(url, ["http", "https"], "scheme must be http or https")?;
         let body = encode_http_body(request, options.compression, &options.limits)?;
         let request = build_request(uri, body, options)?;
         match tokio::time::timeout(options.timeout, self.exchange(request, &options.limits)).await {

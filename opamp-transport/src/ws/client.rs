@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 #[cfg(feature = "tls")]
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Response, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, header};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::{WsConfig, WsConnection};
@@ -126,20 +126,7 @@ pub async fn connect(
     url: &str,
     options: &WsConnectOptions,
 ) -> Result<(ClientWsConnection, Response<()>), Error> {
-    let uri: Uri = url.parse().map_err(|_| Error::InvalidUrl {
-        url: url.to_owned(),
-        reason: "not a valid URI",
-    })?;
-    let is_ws = uri
-        .scheme_str()
-        .is_some_and(|s| s.eq_ignore_ascii_case("ws") || s.eq_ignore_ascii_case("wss"));
-    if !is_ws {
-        return Err(Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: "scheme must be ws or wss",
-        });
-    }
-    let target = Target::from_uri(&uri)?;
+    let (uri, target) = Target::parse_url(url, ["ws", "wss"], "scheme must be ws or wss")?;
     let mut request = uri
         .into_client_request()
         .map_err(super::connection::from_ws_error)?;
