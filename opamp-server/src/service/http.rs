@@ -20,9 +20,9 @@ use opamp_transport::codec::{INSTANCE_UID_HEADER_NAME, TransportKind};
 use opamp_transport::http::{error_response, error_response_for, protobuf_response, read_request};
 
 use super::process::process_message;
-use super::{BoxError, ResponseBody, reject};
+use super::{BoxError, ResponseBody, admit, at_capacity};
 use crate::Error;
-use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
+use crate::callbacks::CloseReason;
 use crate::server::Shared;
 use crate::state::bad_request;
 
@@ -37,24 +37,10 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let Some(_guard) = shared.gate.enter() else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, None);
-    };
-    if let Some(retry_after) = shared.shedding() {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, Some(retry_after));
-    }
     let (parts, body) = request.into_parts();
-    let decision = shared
-        .callbacks
-        .on_connecting(&ConnectingRequest::new(
-            &parts,
-            remote,
-            TransportKind::PlainHttp,
-        ))
-        .await;
-    let callbacks = match decision.decision {
-        Decision::Accept(callbacks) => callbacks,
-        Decision::Reject { status, headers } => return reject(status, headers),
+    let (_guard, callbacks) = match admit(&shared, &parts, remote, TransportKind::PlainHttp).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
     let accept_gzip = headers_accept_gzip(&parts.headers);
     let header_uid = parts
@@ -82,10 +68,7 @@ where
     let mut msg = Some(msg);
     for _ in 0..2 {
         let Some((conn, is_new)) = shared.http_session(uid, remote, Arc::clone(&callbacks)) else {
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(shared.settings.retry_after),
-            );
+            return at_capacity(&shared);
         };
         let _serial = conn.inner.serial.lock().await;
         if conn.is_closed() {

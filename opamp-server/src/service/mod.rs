@@ -20,7 +20,8 @@ use opamp_transport::codec::{TransportKind, classify_request};
 use opamp_transport::http::{ServerHttpBody, error_response, error_response_for};
 use opamp_transport::ws::upgrade_error_response;
 
-use crate::callbacks::RemoteAddr;
+use crate::callbacks::{ConnectingRequest, ConnectionCallbacks, Decision, RemoteAddr};
+use crate::gate::GateGuard;
 use crate::server::Shared;
 
 /// Body of every response of the service.
@@ -109,6 +110,44 @@ fn remote_addr<B>(request: &Request<B>) -> Option<SocketAddr> {
     ext.get::<RemoteAddr>()
         .map(|r| r.0)
         .or_else(|| ext.get::<SocketAddr>().copied())
+}
+
+/// Admits a new request of either transport, in this order: the server must not be shutting
+/// down, not shedding load (spec §"Throttling"), for a WebSocket upgrade not at its
+/// connection limit (a plain-HTTP request may belong to an existing session, checked later),
+/// and the `on_connecting` callback must accept it. Returns the shutdown guard to hold while
+/// the request or connection lives and the connection's callbacks, or the refusal to send.
+async fn admit(
+    shared: &Shared,
+    parts: &::http::request::Parts,
+    remote: Option<SocketAddr>,
+    kind: TransportKind,
+) -> Result<(GateGuard, Arc<dyn ConnectionCallbacks>), Response<ResponseBody>> {
+    let Some(guard) = shared.gate.enter() else {
+        return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, None));
+    };
+    if let Some(retry_after) = shared.shedding() {
+        return Err(error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(retry_after),
+        ));
+    }
+    if kind == TransportKind::WebSocket && shared.at_capacity() {
+        return Err(at_capacity(shared));
+    }
+    let request = ConnectingRequest::new(parts, remote, kind);
+    match shared.callbacks.on_connecting(&request).await.decision {
+        Decision::Accept(callbacks) => Ok((guard, callbacks)),
+        Decision::Reject { status, headers } => Err(reject(status, headers)),
+    }
+}
+
+/// The `503` with the configured `Retry-After` for a server at its connection limit.
+fn at_capacity(shared: &Shared) -> Response<ResponseBody> {
+    error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(shared.settings.retry_after),
+    )
 }
 
 /// A rejection response with `status` and `headers`.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -23,14 +23,13 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use opamp_proto::{AgentToServer, InstanceUid, ServerToAgent};
 use opamp_transport::codec::{TransportKind, encode_ws_message, ws_payload_data};
-use opamp_transport::http::error_response;
 use opamp_transport::ws::{CloseCode, upgrade_error_response, upgrade_response};
 use prost::Message as _;
 
 use super::process::{Reply, process_message};
-use super::{ResponseBody, reject};
+use super::{ResponseBody, admit, at_capacity};
 use crate::Error;
-use crate::callbacks::{CloseReason, ConnectingRequest, Decision};
+use crate::callbacks::CloseReason;
 use crate::connection::{Connection, Outgoing};
 use crate::server::Shared;
 use crate::state::{bad_request, has_content};
@@ -41,30 +40,10 @@ pub(super) async fn handle_upgrade<B>(
     request: Request<B>,
     remote: Option<std::net::SocketAddr>,
 ) -> Response<ResponseBody> {
-    let Some(guard) = shared.gate.enter() else {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, None);
-    };
-    if let Some(retry_after) = shared.shedding() {
-        return error_response(StatusCode::SERVICE_UNAVAILABLE, Some(retry_after));
-    }
-    if shared.at_capacity() {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(shared.settings.retry_after),
-        );
-    }
     let (parts, body) = request.into_parts();
-    let decision = shared
-        .callbacks
-        .on_connecting(&ConnectingRequest::new(
-            &parts,
-            remote,
-            TransportKind::WebSocket,
-        ))
-        .await;
-    let callbacks = match decision.decision {
-        Decision::Accept(callbacks) => callbacks,
-        Decision::Reject { status, headers } => return reject(status, headers),
+    let (guard, callbacks) = match admit(&shared, &parts, remote, TransportKind::WebSocket).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
     };
     let mut request = Request::from_parts(parts, body);
     let response = match upgrade_response(&request) {
@@ -74,10 +53,7 @@ pub(super) async fn handle_upgrade<B>(
     let on_upgrade = hyper::upgrade::on(&mut request);
     drop(request);
     let Some(conn) = shared.new_connection(TransportKind::WebSocket, remote, callbacks) else {
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some(shared.settings.retry_after),
-        );
+        return at_capacity(&shared);
     };
     let task_shared = Arc::clone(&shared);
     shared.spawn(async move {
