@@ -149,6 +149,17 @@ impl PreparedMessage {
     }
 }
 
+/// What a fleet-wide send did for one agent (counted into a [`BroadcastReport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// The shared frame went to the agent's writer.
+    Framed,
+    /// Merged into the agent's pending message.
+    Queued,
+    /// Nothing was handed to the agent.
+    Skipped,
+}
+
 /// How a fleet-wide send went.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use opamp_transport::codec::{Limits, TransportKind};
 use opamp_transport::ws::{CloseCode, WsConfig};
 
 use crate::Error;
-use crate::broadcast::{BroadcastReport, PreparedMessage};
+use crate::broadcast::{BroadcastReport, Delivery, PreparedMessage};
 use crate::callbacks::{Callbacks, CloseReason, ConnectionCallbacks};
-use crate::connection::{CloseRequest, Connection};
+use crate::connection::{CloseRequest, ConnState, Connection};
 use crate::gate::Gate;
 use crate::service::OpampService;
 use crate::settings::ServerSettings;
@@ -230,15 +230,9 @@ impl Server {
     pub fn broadcast_where(
         &self,
         message: &PreparedMessage,
-        mut filter: impl FnMut(&Connection) -> bool,
+        filter: impl FnMut(&Connection) -> bool,
     ) -> BroadcastReport {
-        let mut report = BroadcastReport::default();
-        for conn in self.shared.snapshot() {
-            if conn.is_closed() || !filter(&conn) {
-                report.skipped += 1;
-                continue;
-            }
-            let mut state = conn.lock();
+        self.deliver_where(filter, |conn, state| {
             let framed = conn.transport() == TransportKind::WebSocket
                 && state.agent.first_response_sent()
                 && message.fits(state.agent.status());
@@ -251,17 +245,14 @@ impl Server {
                     state.agent.set_packages(Arc::clone(packages));
                     state.agent.mark_packages_sent();
                 }
-                Connection::push_prepared(&mut state, message.clone());
-                report.framed += 1;
+                Connection::push_prepared(state, message.clone());
+                Delivery::Framed
             } else if state.agent.queue(message.message().clone()).is_ok() {
-                report.queued += 1;
+                Delivery::Queued
             } else {
-                report.skipped += 1;
+                Delivery::Skipped
             }
-            drop(state);
-            conn.inner.wake.notify_one();
-        }
-        report
+        })
     }
 
     /// Makes `config` the remote configuration of every agent (see
@@ -278,21 +269,14 @@ impl Server {
     pub fn offer_remote_config_where(
         &self,
         config: AgentRemoteConfig,
-        mut filter: impl FnMut(&Connection) -> bool,
+        filter: impl FnMut(&Connection) -> bool,
     ) -> BroadcastReport {
         let config = Arc::new(crate::state::with_config_hash(config));
         let mut prepared: Option<Option<PreparedMessage>> = None;
-        let mut report = BroadcastReport::default();
-        for conn in self.shared.snapshot() {
-            if conn.is_closed() || !filter(&conn) {
-                report.skipped += 1;
-                continue;
-            }
-            let mut state = conn.lock();
+        self.deliver_where(filter, |conn, state| {
             state.agent.set_remote_config(Arc::clone(&config));
             if !state.agent.remote_config_due() {
-                report.skipped += 1;
-                continue;
+                return Delivery::Skipped;
             }
             if conn.transport() == TransportKind::WebSocket && state.agent.first_response_sent() {
                 let frame = prepared.get_or_insert_with(|| {
@@ -306,16 +290,40 @@ impl Server {
                 });
                 if let Some(frame) = frame {
                     state.agent.mark_remote_config_sent();
-                    Connection::push_prepared(&mut state, frame.clone());
-                    report.framed += 1;
+                    Connection::push_prepared(state, frame.clone());
+                    Delivery::Framed
                 } else {
-                    report.skipped += 1;
+                    Delivery::Skipped
                 }
             } else {
-                report.queued += 1;
+                Delivery::Queued
             }
-            drop(state);
-            conn.inner.wake.notify_one();
+        })
+    }
+
+    /// The loop of the fleet-wide sends: runs `deliver` with the state of every open
+    /// connection for which `filter` is true, wakes the connections it handed something to
+    /// and counts the outcomes (closed and filtered-out connections count as skipped).
+    fn deliver_where(
+        &self,
+        mut filter: impl FnMut(&Connection) -> bool,
+        mut deliver: impl FnMut(&Connection, &mut ConnState) -> Delivery,
+    ) -> BroadcastReport {
+        let mut report = BroadcastReport::default();
+        for conn in self.shared.snapshot() {
+            if conn.is_closed() || !filter(&conn) {
+                report.skipped += 1;
+                continue;
+            }
+            let delivery = deliver(&conn, &mut conn.lock());
+            match delivery {
+                Delivery::Framed => report.framed += 1,
+                Delivery::Queued => report.queued += 1,
+                Delivery::Skipped => report.skipped += 1,
+            }
+            if delivery != Delivery::Skipped {
+                conn.inner.wake.notify_one();
+            }
         }
         report
     }
