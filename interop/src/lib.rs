@@ -7,6 +7,7 @@
 //!   and print what they see as JSON lines.
 //! * [`RecordingServer`]: our server (opamp-server) offering a remote configuration and
 //!   recording what each agent reports, as the peer of third-party clients.
+//! * [`harness`]: scaffolding the interoperability tests share.
 //! * [`conformance`]: one function per misbehaving-peer scenario, run against any OpAMP
 //!   server URL (misbehaving agents) or against our client (misbehaving servers).
 //!
@@ -32,6 +33,7 @@
 
 pub mod conformance;
 mod error;
+pub mod harness;
 pub mod peers;
 mod recording;
 

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use opamp_interop::conformance::Answer;
 use opamp_interop::conformance::client::{self, Transport};
-use opamp_interop::conformance::{Answer, rss_bytes};
+use opamp_interop::harness::{own_rss, rss_growth_since};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_503_forever_is_honoured() -> Result<(), opamp_interop::Error> {
@@ -36,15 +37,11 @@ async fn malformed_server_messages_are_dropped() -> Result<(), opamp_interop::Er
 async fn oversize_and_gzip_bomb_replies_are_refused() -> Result<(), opamp_interop::Error> {
     let outcome = client::oversize_reply(256 * 1024).await?;
     println!("{outcome}");
-    let before = rss_bytes(std::process::id()).unwrap_or(0);
+    let before = own_rss();
     let outcome = client::gzip_bomb_reply(1 << 20).await?;
     println!("{outcome}");
-    let after = rss_bytes(std::process::id()).unwrap_or(0);
-    assert!(
-        after.saturating_sub(before) < 64 << 20,
-        "RSS grew by {} bytes",
-        after.saturating_sub(before)
-    );
+    let growth = rss_growth_since(before);
+    assert!(growth < 64 << 20, "RSS grew by {growth} bytes");
     Ok(())
 }
 

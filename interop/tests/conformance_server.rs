@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use opamp_interop::conformance::{Answer, rss_bytes, server};
+use opamp_interop::conformance::{Answer, server};
+use opamp_interop::harness::{own_rss, rss_growth_since};
 use opamp_interop::{RecordingServer, remote_config};
 use opamp_server::ServerSettings;
 
@@ -50,19 +51,15 @@ async fn oversize_messages_get_1009_and_413() -> Result<(), opamp_interop::Error
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_bombs_are_cut_at_the_limit() -> Result<(), opamp_interop::Error> {
     let ours = ours(ServerSettings::default()).await;
-    let before = rss_bytes(std::process::id()).unwrap_or(0);
+    let before = own_rss();
     for _ in 0..3 {
         let outcome = server::gzip_bomb(&ours.ws_url(), LIMIT_BYTES).await?;
         println!("{outcome}");
         assert_eq!(outcome.answer, Answer::HttpStatus(413));
     }
-    let after = rss_bytes(std::process::id()).unwrap_or(0);
+    let growth = rss_growth_since(before);
     // Three bombs of 1 MiB inflated each; the server stops at 256 KiB. Generous bound.
-    assert!(
-        after.saturating_sub(before) < 64 << 20,
-        "RSS grew by {} bytes",
-        after.saturating_sub(before)
-    );
+    assert!(growth < 64 << 20, "RSS grew by {growth} bytes");
     ours.shutdown().await;
     Ok(())
 }
@@ -71,7 +68,7 @@ async fn gzip_bombs_are_cut_at_the_limit() -> Result<(), opamp_interop::Error> {
 async fn an_agent_that_never_reads_does_not_hold_others_up() -> Result<(), opamp_interop::Error> {
     let settings = ServerSettings::default().with_write_timeout(Duration::from_secs(2));
     let ours = ours(settings).await;
-    let before = rss_bytes(std::process::id()).unwrap_or(0);
+    let before = own_rss();
     let mut n = 0u32;
     let outcome = server::never_reading_agent(&ours.ws_url(), Duration::from_secs(6), || {
         n += 1;
@@ -81,13 +78,9 @@ async fn an_agent_that_never_reads_does_not_hold_others_up() -> Result<(), opamp
     })
     .await?;
     println!("{outcome}");
-    let after = rss_bytes(std::process::id()).unwrap_or(0);
+    let growth = rss_growth_since(before);
     // 60 pushes of 200 KiB = 12 MiB if queued; merged, at most a few are in flight.
-    assert!(
-        after.saturating_sub(before) < 64 << 20,
-        "RSS grew by {} bytes",
-        after.saturating_sub(before)
-    );
+    assert!(growth < 64 << 20, "RSS grew by {growth} bytes");
     assert!(
         matches!(
             outcome.answer,

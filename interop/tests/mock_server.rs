@@ -6,17 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use opamp_client::proto::{
-    AgentCapabilities, AgentDescription, AgentRemoteConfig, InstanceUid, RemoteConfigStatus,
-    RemoteConfigStatuses,
+    AgentDescription, AgentRemoteConfig, InstanceUid, RemoteConfigStatus, RemoteConfigStatuses,
 };
 use opamp_client::{Callbacks, Client, ClientSettings, MessageData};
 use opamp_interop::Peers;
+use opamp_interop::harness::{config_agent_capabilities, hex};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Applies every offered config and reports APPLIED.
 struct Agent {
@@ -66,23 +62,14 @@ async fn our_client_against_the_elastic_mock_server() -> Result<(), opamp_intero
                 .non_identifying("os.type", "linux")
                 .build(),
         )
-        .with_capabilities(
-            AgentCapabilities::REPORTS_STATUS
-                | AgentCapabilities::ACCEPTS_REMOTE_CONFIG
-                | AgentCapabilities::REPORTS_REMOTE_CONFIG
-                | AgentCapabilities::REPORTS_HEARTBEAT,
-        )
+        .with_capabilities(config_agent_capabilities())
         .with_heartbeat_interval(Duration::from_secs(1));
     let seen = Arc::clone(&received);
     let client = Client::start_with(settings, |client| Agent {
         client,
         received: seen,
     })?;
-    let uid_hex = uid
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let uid_hex = hex(&uid.to_bytes());
 
     // The mock sees our description.
     let first = mock

@@ -5,24 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use opamp_interop::{Peers, RecordingServer, remote_config};
-use opamp_proto::{AgentCapabilities, InstanceUid, RemoteConfigStatuses};
-use opamp_server::ServerSettings;
+use opamp_interop::harness::{ClientPeer, ClientSession, hex, start_client_session};
+use opamp_interop::{Peers, remote_config};
+use opamp_proto::{AgentCapabilities, RemoteConfigStatuses};
 
 const LIMIT: Duration = Duration::from_secs(30);
-
-fn uid_of(event: &serde_json::Value) -> InstanceUid {
-    let hex = event["instance_uid"].as_str().expect("instance_uid");
-    let bytes: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect();
-    InstanceUid::try_from(bytes.as_slice()).expect("16 bytes")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_client_reports_and_applies_configs_without_loops() -> Result<(), opamp_interop::Error>
@@ -35,24 +22,11 @@ async fn node_client_reports_and_applies_configs_without_loops() -> Result<(), o
         "application/json",
         r#"{"logging_level":"debug"}"#,
     );
-    let server = RecordingServer::start(
-        ServerSettings::default().with_heartbeat_interval(Some(Duration::from_secs(1))),
-        Some(first.clone()),
-    )
-    .await?;
-    let mut peer = peers.node_client(
-        &server.http_url(),
-        &[
-            "--heartbeat",
-            "1",
-            "--duration",
-            "90",
-            "--service",
-            "node-cart",
-        ],
-    )?;
-    let started = peer.wait_for_event("started", LIMIT).await?;
-    let uid = uid_of(&started);
+    let ClientSession {
+        server,
+        mut peer,
+        uid,
+    } = start_client_session(&peers, ClientPeer::Node, "node-cart", first.clone(), LIMIT).await?;
 
     let record = server
         .wait_for_agent(&uid, "the Node agent's description", LIMIT, |a| {

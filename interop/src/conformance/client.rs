@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use opamp_client::proto::{AgentCapabilities, AgentDescription, InstanceUid, ServerToAgent};
+use opamp_client::proto::{AgentDescription, InstanceUid, ServerToAgent};
 use opamp_client::state::ExponentialBackoff;
 use opamp_client::{Callbacks, Client, ClientSettings, MessageData};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::raw::ws_payload;
 use super::{Answer, Outcome, STEP};
+use crate::harness::config_agent_capabilities;
 use crate::{Error, remote_config};
 
 /// Which transport the client uses.
@@ -215,12 +216,7 @@ fn client_settings(url: &str) -> ClientSettings {
                 .service_name("opamp-conformance-client")
                 .build(),
         )
-        .with_capabilities(
-            AgentCapabilities::REPORTS_STATUS
-                | AgentCapabilities::ACCEPTS_REMOTE_CONFIG
-                | AgentCapabilities::REPORTS_REMOTE_CONFIG
-                | AgentCapabilities::REPORTS_HEARTBEAT,
-        )
+        .with_capabilities(config_agent_capabilities())
         .with_heartbeat_interval(Duration::from_secs(1))
         .with_backoff(
             ExponentialBackoff::new()
