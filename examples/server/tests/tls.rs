@@ -51,21 +51,13 @@ fn pki() -> Pki {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_and_certificate_rotation() {
     let p = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, pem: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    };
-    let tls = TlsFiles {
-        cert: write("server.pem", &p.server_pem),
-        key: write("server.key", &p.server_key_pem),
-    };
+    let files = PemFiles::new();
+    let tls = files.server(&p);
     let config = common::config(":memory:")
         .with_tls(Some(tls.clone()))
         .with_client_ca(
-            Some(write("ca.pem", &p.ca_pem)),
-            Some(write("ca.key", &p.ca_key_pem)),
+            Some(files.write("ca.pem", &p.ca_pem)),
+            Some(files.write("ca.key", &p.ca_key_pem)),
         )
         .with_http_tls(Some(tls));
     let handle = FleetServer::start(config).await.unwrap();
@@ -188,19 +180,34 @@ async fn https_get(
     Ok(String::from_utf8_lossy(&response).into_owned())
 }
 
+/// PEM files in a temporary directory (removed when this is dropped).
+struct PemFiles(tempfile::TempDir);
+
+impl PemFiles {
+    fn new() -> Self {
+        PemFiles(tempfile::tempdir().unwrap())
+    }
+
+    fn write(&self, name: &str, pem: &str) -> std::path::PathBuf {
+        let path = self.0.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
+    /// The server's certificate and key, as the fleet server's TLS settings.
+    fn server(&self, p: &Pki) -> TlsFiles {
+        TlsFiles {
+            cert: self.write("server.pem", &p.server_pem),
+            key: self.write("server.key", &p.server_key_pem),
+        }
+    }
+}
+
 #[tokio::test]
 async fn dashboard_and_api_are_served_over_https() {
     let p = pki();
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, pem: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, pem).unwrap();
-        path
-    };
-    let tls = TlsFiles {
-        cert: write("server.pem", &p.server_pem),
-        key: write("server.key", &p.server_key_pem),
-    };
+    let files = PemFiles::new();
+    let tls = files.server(&p);
     let handle = FleetServer::start(common::config(":memory:").with_http_tls(Some(tls)))
         .await
         .unwrap();
