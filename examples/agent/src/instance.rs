@@ -192,7 +192,7 @@ impl Running {
             .and_then(|text| {
                 let checked = AgentConfig::from_text(write_path, text, &process_env)
                     .map_err(|err| err.to_string())?;
-                crate::fs::write_atomic(write_path, checked.text.as_bytes(), true)
+                opamp_client::persistence::write_atomic(write_path, checked.text.as_bytes(), true)
                     .map_err(|err| format!("cannot write {}: {err}", write_path.display()))?;
                 Ok(checked)
             });

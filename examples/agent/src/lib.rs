@@ -65,7 +65,6 @@ pub use opamp_client::proto;
 mod callbacks;
 pub mod config_file;
 mod error;
-pub mod fs;
 pub mod instance;
 pub mod pipelines;
 pub mod run;

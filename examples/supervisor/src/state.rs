@@ -142,7 +142,7 @@ impl StateFile {
             path: self.path.clone(),
             reason: err.to_string(),
         })?;
-        opamp_example_agent::fs::write_atomic(&self.path, &bytes, true).map_err(|source| {
+        opamp_client::persistence::write_atomic(&self.path, &bytes, true).map_err(|source| {
             StateError::Io {
                 action: "write",
                 path: self.path.clone(),

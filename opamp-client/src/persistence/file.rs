@@ -1,15 +1,15 @@
 //! [`FileStateStore`]: state kept in files of one directory, written atomically.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use opamp_proto::{InstanceUid, Message, RemoteConfigStatus};
 
 use super::PersistedConnectionSettings;
 use super::StateStore;
+use super::write_atomic;
 use crate::Error;
 
 const INSTANCE_UID: &str = "instance_uid";
@@ -47,7 +47,6 @@ pub struct FileStateStore {
     dir: PathBuf,
     /// Serialises writers inside the process (temporary file names are unique anyway).
     write_lock: Mutex<()>,
-    counter: AtomicU64,
 }
 
 impl FileStateStore {
@@ -62,7 +61,6 @@ impl FileStateStore {
         Ok(FileStateStore {
             dir,
             write_lock: Mutex::new(()),
-            counter: AtomicU64::new(0),
         })
     }
 
@@ -102,47 +100,12 @@ impl FileStateStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let path = self.dir.join(name);
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".{name}.tmp.{}.{n}", std::process::id()));
-        let result = write_file(&tmp, bytes, private).and_then(|()| fs::rename(&tmp, &path));
-        if let Err(source) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(Error::Persistence {
-                operation: "write",
-                path,
-                source,
-            });
-        }
-        sync_dir(&self.dir);
-        Ok(())
+        write_atomic(&path, bytes, private).map_err(|source| Error::Persistence {
+            operation: "write",
+            path,
+            source,
+        })
     }
-}
-
-fn write_file(path: &Path, bytes: &[u8], private: bool) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-/// Makes the rename durable (Unix); failures only weaken durability, so they are logged.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Err(err) = File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::debug!(%err, dir = %dir.display(), "could not sync the state directory");
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 impl StateStore for FileStateStore {

@@ -14,9 +14,11 @@
 //! The client calls the store from a blocking thread (`tokio::task::spawn_blocking`), so an
 //! implementation may do synchronous IO.
 
+mod atomic;
 mod file;
 mod memory;
 
+pub use atomic::write_atomic;
 pub use file::FileStateStore;
 pub use memory::MemoryStateStore;
 

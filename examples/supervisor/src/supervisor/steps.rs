@@ -123,7 +123,7 @@ impl Loop {
             self.report_status(&remote.hash, RemoteConfigStatuses::Applying, "");
         }
         let file = &self.config.agent.config_file;
-        if let Err(err) = opamp_example_agent::fs::write_atomic(file, text.as_bytes(), true) {
+        if let Err(err) = opamp_client::persistence::write_atomic(file, text.as_bytes(), true) {
             let reason = format!("cannot write {}: {err}", file.display());
             tracing::error!(%reason);
             if !rollback {
