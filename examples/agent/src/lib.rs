@@ -59,6 +59,7 @@
 //!   its pipelines, applied to the local file at start and to every remote configuration.
 //! * [`instance`]: one agent's task; the client callbacks hand offers over through
 //!   latest-value channels, so callbacks never block and nothing queues.
+//! * [`process`]: logging set-up and the stop signal of the example programs.
 
 pub use opamp_client::proto;
 
@@ -67,6 +68,7 @@ pub mod config_file;
 mod error;
 pub mod instance;
 pub mod pipelines;
+pub mod process;
 pub mod run;
 pub mod settings;
 pub mod yaml;

@@ -20,34 +20,9 @@ struct Args {
     check: bool,
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    opamp_example_agent::process::init_tracing();
     let args = Args::parse();
     let config = match SupervisorConfig::load(&args.config, &process_env) {
         Ok(config) => config,
@@ -62,7 +37,7 @@ async fn main() -> ExitCode {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        opamp_example_agent::process::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
     match Supervisor::new(config).run(stop_rx).await {
