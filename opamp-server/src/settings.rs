@@ -75,8 +75,12 @@ pub struct ServerSettings {
     /// Read deadline after a ping: if nothing at all arrives within it, the connection is
     /// half-open and is closed ([`crate::CloseReason::Unresponsive`]). Default 20 s.
     pub ws_pong_timeout: Duration,
-    /// tungstenite read buffer per WebSocket connection, allocated once. Small by default
-    /// (1 KiB) so that thousands of idle agents fit; larger messages are read in steps.
+    /// tungstenite read buffer per WebSocket connection: its first size and the most read from
+    /// the socket at once. Small by default (256 bytes) so that many idle agents fit: a larger
+    /// message grows the buffer to its own size, read in steps of this size, and its `bytes`
+    /// fields (an effective config body, say) keep pointing into it in the agent's status
+    /// instead of being copied. A larger value means fewer reads per large message and more
+    /// memory per agent.
     pub ws_read_buffer_size: usize,
     /// Longest time a write to one agent may take before the connection is dropped (a slow
     /// agent never blocks others, but its own connection is given up). Default 10 s.
@@ -121,7 +125,7 @@ impl Default for ServerSettings {
             first_message_timeout: Some(DEFAULT_FIRST_MESSAGE_TIMEOUT),
             ws_ping_interval: Some(Duration::from_secs(30)),
             ws_pong_timeout: Duration::from_secs(20),
-            ws_read_buffer_size: 1024,
+            ws_read_buffer_size: 256,
             write_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(2),
             duplicate_uid_policy: DuplicateUidPolicy::default(),
@@ -291,7 +295,7 @@ mod tests {
         assert_eq!(s.max_message_size, 64 * 1024 * 1024);
         assert!(s.capabilities.contains(ServerCapabilities::ACCEPTS_STATUS));
         assert!(s.validate().is_ok());
-        assert_eq!(s.ws_config().websocket_config().read_buffer_size, 1024);
+        assert_eq!(s.ws_config().websocket_config().read_buffer_size, 256);
     }
 
     #[test]

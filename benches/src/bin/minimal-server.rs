@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! minimal-server --listen 127.0.0.1:4320 --control 127.0.0.1:4321 [--pid-file F] [--threads 1]
+//!                [--ws-read-buffer BYTES]
 //! ```
 
 use std::net::SocketAddr;
@@ -32,6 +33,9 @@ struct Args {
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// WebSocket read buffer per connection, in bytes (default: the server's default).
+    #[arg(long)]
+    ws_read_buffer: Option<usize>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -47,8 +51,11 @@ fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     }
     let runtime = builder.enable_all().build()?;
     runtime.block_on(async move {
-        let settings = ServerSettings::default()
+        let mut settings = ServerSettings::default()
             .with_heartbeat_interval(Some(Duration::from_secs(args.heartbeat.max(1))));
+        if let Some(size) = args.ws_read_buffer {
+            settings = settings.with_ws_read_buffer_size(size);
+        }
         let server = MinimalServer::start(settings, args.listen, args.control).await?;
         if let Some(path) = &args.pid_file {
             std::fs::write(path, std::process::id().to_string())?;

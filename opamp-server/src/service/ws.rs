@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{Request, Response};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -31,6 +32,7 @@ use super::{ResponseBody, admit, at_capacity};
 use crate::Error;
 use crate::callbacks::CloseReason;
 use crate::connection::{Connection, Outgoing};
+use crate::gate::GateGuard;
 use crate::server::Shared;
 use crate::state::{bad_request, has_content};
 
@@ -55,28 +57,41 @@ pub(super) async fn handle_upgrade<B>(
     let Some(conn) = shared.new_connection(TransportKind::WebSocket, remote, callbacks) else {
         return at_capacity(&shared);
     };
-    let task_shared = Arc::clone(&shared);
-    shared.spawn(async move {
-        let _guard = guard;
-        match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = task_shared.ws_config.websocket_config();
-                let ws = WebSocketStream::from_raw_socket(
-                    TokioIo::new(upgraded),
-                    Role::Server,
-                    Some(config),
-                )
-                .await;
-                run(&task_shared, &conn, ws).await;
-            }
+    shared.spawn(connection_task(
+        Arc::clone(&shared),
+        conn,
+        guard,
+        on_upgrade,
+    ));
+    response
+}
+
+/// The task of one WebSocket connection: waits for the upgrade, then drives the connection.
+///
+/// Written so that the task holds one `WebSocketStream` and little else: every idle agent
+/// carries this future, so its size is per-agent memory.
+async fn connection_task(
+    shared: Arc<Shared>,
+    conn: Connection,
+    guard: GateGuard,
+    on_upgrade: OnUpgrade,
+) {
+    let _guard = guard;
+    // Scoped so that the moved-from values take no room in the task once connected.
+    let mut ws = {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
             Err(err) => {
                 tracing::debug!(%err, "WebSocket upgrade did not complete");
-                task_shared.remove(&conn);
+                shared.remove(&conn);
                 conn.mark_closed();
+                return;
             }
-        }
-    });
-    response
+        };
+        let config = shared.ws_config.websocket_config();
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
+    };
+    run(&shared, &conn, &mut ws).await;
 }
 
 /// What the read side decided.
@@ -85,14 +100,35 @@ enum Step {
     Close(CloseReason, Option<(CloseCode, &'static str)>),
 }
 
+/// What the task does after a wake-up, decided without waiting.
+///
+/// Doing it (sending, running callbacks) happens in a boxed future, one per wake-up: the
+/// task of an idle connection then holds only what waiting needs (every agent carries it).
+enum Action {
+    /// Send what waits for the agent.
+    Flush,
+    /// Close as the embedder asked (`Connection::disconnect`).
+    CloseRequested(crate::connection::CloseRequest),
+    /// A binary message from the agent.
+    Payload(Bytes),
+    /// Something the agent should not have sent, answered with `BAD_REQUEST`.
+    BadMessage(Error),
+    /// The agent closed: send tungstenite's queued close reply, then stop.
+    PeerClosed,
+    /// The connection was quiet for the ping interval.
+    Ping,
+    /// Stop, with a close frame if given.
+    Close(CloseReason, Option<(CloseCode, &'static str)>),
+}
+
 /// Drives one WebSocket connection until it ends, then runs `on_close`.
-pub(crate) async fn run<S>(shared: &Shared, conn: &Connection, mut ws: WebSocketStream<S>)
+async fn run<S>(shared: &Shared, conn: &Connection, ws: &mut WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     tracing::debug!(conn = conn.id(), remote = ?conn.remote_addr(), "WebSocket connected");
     conn.inner.callbacks.on_connected(conn).await;
-    let reason = drive(shared, conn, &mut ws).await;
+    let reason = drive(shared, conn, ws).await;
     shared.remove(conn);
     conn.finish(reason).await;
 }
@@ -101,7 +137,6 @@ async fn drive<S>(shared: &Shared, conn: &Connection, ws: &mut WebSocketStream<S
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let settings = &shared.settings;
     let mut last_read = Instant::now();
     let mut ping_sent: Option<Instant> = None;
     // The timer is armed lazily: it is moved earlier when needed, never later. When it fires
@@ -119,86 +154,152 @@ where
             sleep.as_mut().reset(wanted.into());
             armed = Some(wanted);
         }
-        let step = tokio::select! {
-            biased;
-            () = &mut wake => {
-                wake.set(conn.inner.wake.notified());
-                if let Some(request) = conn.take_close_request() {
-                    Box::pin(close(shared, ws, request.code, request.message)).await;
-                    return request.reason;
+        // Scoped: the wake-up's values are moved into the boxed future before it is awaited.
+        let acting = {
+            let action = tokio::select! {
+                biased;
+                () = &mut wake => {
+                    wake.set(conn.inner.wake.notified());
+                    match conn.take_close_request() {
+                        Some(request) => Some(Action::CloseRequested(request)),
+                        None => Some(Action::Flush),
+                    }
                 }
-                match Box::pin(flush(shared, conn, ws)).await {
-                    Ok(()) => Step::Continue,
-                    Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+                item = ws.next() => {
+                    last_read = Instant::now();
+                    ping_sent = None;
+                    read_action(conn, item)
                 }
-            }
-            item = ws.next() => {
-                last_read = Instant::now();
-                ping_sent = None;
-                match item {
-                    None => Step::Close(CloseReason::PeerClosed, None),
-                    // Boxed: processing a message needs a few KiB of state (the decoded
-                    // message, the reply) that an idle connection should not carry.
-                    Some(Ok(Message::Binary(payload))) => {
-                        Box::pin(on_payload(shared, conn, ws, payload)).await
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    let action = timer_action(shared, conn, last_read, ping_sent);
+                    if matches!(action, Some(Action::Ping)) {
+                        ping_sent = Some(Instant::now());
                     }
-                    Some(Ok(Message::Text(_))) => {
-                        Box::pin(on_bad_message(shared, conn, ws, Error::TextMessage)).await
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        tracing::debug!(conn = conn.id(), ?frame, "agent closed the WebSocket");
-                        // tungstenite queued the close reply: send it, briefly.
-                        let _ = Box::pin(tokio::time::timeout(settings.close_timeout, ws.flush())).await;
-                        return CloseReason::PeerClosed;
-                    }
-                    Some(Ok(_)) => Step::Continue, // ping (answered by tungstenite), pong
-                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
-                        tracing::debug!(conn = conn.id(), %err, "oversize message from the agent");
-                        Step::Close(
-                            CloseReason::MessageTooLarge,
-                            Some((CloseCode::Size, "message exceeds the size limit")),
-                        )
-                    }
-                    Some(Err(err)) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+                    action
                 }
-            }
-            () = &mut sleep, if armed.is_some() => {
-                armed = None;
-                let now = Instant::now();
-                let (gone, silent) = {
-                    let state = conn.lock();
-                    (state.agent.is_gone(now), state.agent.awaiting_first_message())
-                };
-                if gone && silent {
-                    tracing::debug!(conn = conn.id(), "no first message from the agent in time");
-                    Step::Close(CloseReason::Gone, Some((CloseCode::Policy, "no message received")))
-                } else if gone {
-                    tracing::debug!(conn = conn.id(), uid = ?conn.instance_uid(), "agent missed its heartbeats");
-                    Step::Close(CloseReason::Gone, Some((CloseCode::Away, "no heartbeat received")))
-                } else if ping_sent.is_some_and(|sent| now >= sent + settings.ws_pong_timeout) {
-                    tracing::debug!(conn = conn.id(), "no answer to the ping: half-open connection");
-                    Step::Close(CloseReason::Unresponsive, None)
-                } else if ping_sent.is_none()
-                    && settings.ws_ping_interval.is_some_and(|i| now >= last_read + i)
-                {
-                    ping_sent = Some(now);
-                    match Box::pin(write(shared, ws, Message::Ping(Bytes::new()))).await {
-                        Ok(()) => Step::Continue,
-                        Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
-                    }
-                } else {
-                    Step::Continue
-                }
-            }
+            };
+            let Some(action) = action else {
+                continue;
+            };
+            Box::pin(act(shared, conn, ws, action))
         };
-        match step {
-            Step::Continue => {}
-            Step::Close(reason, code) => {
-                if let Some((code, message)) = code {
-                    Box::pin(close(shared, ws, code, message)).await;
-                }
-                return reason;
+        if let Err(reason) = acting.await {
+            return reason;
+        }
+    }
+}
+
+/// What to do with what the WebSocket yielded (`None`: nothing).
+fn read_action(
+    conn: &Connection,
+    item: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Option<Action> {
+    Some(match item {
+        None => Action::Close(CloseReason::PeerClosed, None),
+        Some(Ok(Message::Binary(payload))) => Action::Payload(payload),
+        Some(Ok(Message::Text(_))) => Action::BadMessage(Error::TextMessage),
+        Some(Ok(Message::Close(frame))) => {
+            tracing::debug!(conn = conn.id(), ?frame, "agent closed the WebSocket");
+            Action::PeerClosed
+        }
+        // A ping (tungstenite answers it) or a pong.
+        Some(Ok(_)) => return None,
+        Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
+            tracing::debug!(conn = conn.id(), %err, "oversize message from the agent");
+            Action::Close(
+                CloseReason::MessageTooLarge,
+                Some((CloseCode::Size, "message exceeds the size limit")),
+            )
+        }
+        Some(Err(err)) => Action::Close(CloseReason::TransportError(err.to_string()), None),
+    })
+}
+
+/// What the timer found due, if anything: the agent gone silent, a ping unanswered, a ping
+/// to send.
+fn timer_action(
+    shared: &Shared,
+    conn: &Connection,
+    last_read: Instant,
+    ping_sent: Option<Instant>,
+) -> Option<Action> {
+    let settings = &shared.settings;
+    let now = Instant::now();
+    let (gone, silent) = {
+        let state = conn.lock();
+        (
+            state.agent.is_gone(now),
+            state.agent.awaiting_first_message(),
+        )
+    };
+    if gone && silent {
+        tracing::debug!(conn = conn.id(), "no first message from the agent in time");
+        Some(Action::Close(
+            CloseReason::Gone,
+            Some((CloseCode::Policy, "no message received")),
+        ))
+    } else if gone {
+        tracing::debug!(conn = conn.id(), uid = ?conn.instance_uid(), "agent missed its heartbeats");
+        Some(Action::Close(
+            CloseReason::Gone,
+            Some((CloseCode::Away, "no heartbeat received")),
+        ))
+    } else if ping_sent.is_some_and(|sent| now >= sent + settings.ws_pong_timeout) {
+        tracing::debug!(
+            conn = conn.id(),
+            "no answer to the ping: half-open connection"
+        );
+        Some(Action::Close(CloseReason::Unresponsive, None))
+    } else if ping_sent.is_none()
+        && settings
+            .ws_ping_interval
+            .is_some_and(|i| now >= last_read + i)
+    {
+        Some(Action::Ping)
+    } else {
+        None
+    }
+}
+
+/// Does what a wake-up decided; `Err` ends the connection with that reason.
+async fn act<S>(
+    shared: &Shared,
+    conn: &Connection,
+    ws: &mut WebSocketStream<S>,
+    action: Action,
+) -> Result<(), CloseReason>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let step = match action {
+        Action::Flush => match flush(shared, conn, ws).await {
+            Ok(()) => Step::Continue,
+            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+        },
+        Action::CloseRequested(request) => {
+            close(shared, ws, request.code, request.message).await;
+            return Err(request.reason);
+        }
+        Action::Payload(payload) => on_payload(shared, conn, ws, payload).await,
+        Action::BadMessage(err) => on_bad_message(shared, conn, ws, err).await,
+        Action::PeerClosed => {
+            let _ = tokio::time::timeout(shared.settings.close_timeout, ws.flush()).await;
+            return Err(CloseReason::PeerClosed);
+        }
+        Action::Ping => match write(shared, ws, Message::Ping(Bytes::new())).await {
+            Ok(()) => Step::Continue,
+            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+        },
+        Action::Close(reason, code) => Step::Close(reason, code),
+    };
+    match step {
+        Step::Continue => Ok(()),
+        Step::Close(reason, code) => {
+            if let Some((code, message)) = code {
+                close(shared, ws, code, message).await;
             }
+            Err(reason)
         }
     }
 }
@@ -432,11 +533,12 @@ mod tests {
             )
             .unwrap();
         let (io, _peer) = tokio::io::duplex(64);
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        let task = run(shared, &conn, ws);
-        let size = std::mem::size_of_val(&task);
-        // About 1.2 KiB in release builds; unoptimized builds lay futures out more loosely.
-        let bound = if cfg!(debug_assertions) { 4096 } else { 1536 };
+        let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        let ws_size = std::mem::size_of_val(&ws);
+        let task = run(shared, &conn, &mut ws);
+        let size = ws_size + std::mem::size_of_val(&task);
+        // Under 0.8 KiB in release builds; unoptimized builds lay futures out more loosely.
+        let bound = if cfg!(debug_assertions) { 4096 } else { 1024 };
         assert!(size <= bound, "connection task future is {size} bytes");
     }
 }
