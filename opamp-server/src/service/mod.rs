@@ -5,6 +5,7 @@ mod http;
 pub(crate) mod listener;
 mod process;
 mod ws;
+mod ws_frame;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -9,7 +9,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +28,7 @@ use opamp_transport::ws::{CloseCode, upgrade_error_response, upgrade_response};
 use prost::Message as _;
 
 use super::process::{Reply, process_message};
+use super::ws_frame::{binary_frame_header, poll_write_frame};
 use super::{ResponseBody, admit, at_capacity};
 use crate::Error;
 use crate::callbacks::CloseReason;
@@ -348,7 +349,7 @@ where
     let processed = process_message(shared, conn, msg, Instant::now()).await;
     let sent = match processed.reply {
         Reply::Ack(uid) if uid.len() == InstanceUid::LEN => {
-            write(shared, ws, Message::Binary(conn.ack_frame(&uid))).await
+            write_binary(shared, ws, conn.ack_frame(&uid)).await
         }
         reply => send(shared, conn, ws, &reply.into_message()).await,
     };
@@ -421,7 +422,7 @@ where
         };
         match outgoing {
             Outgoing::Message(msg) => send(shared, conn, ws, &msg).await?,
-            Outgoing::Frame(frame) => write(shared, ws, Message::Binary(frame)).await?,
+            Outgoing::Frame(frame) => write_binary(shared, ws, frame).await?,
         }
     }
     conn.inner.wake.notify_one();
@@ -440,15 +441,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     if msg.instance_uid.len() == InstanceUid::LEN && !has_content(msg) {
-        return write(
-            shared,
-            ws,
-            Message::Binary(conn.ack_frame(&msg.instance_uid)),
-        )
-        .await;
+        return write_binary(shared, ws, conn.ack_frame(&msg.instance_uid)).await;
     }
     match encode_ws_message(msg, &shared.limits) {
-        Ok(payload) => write(shared, ws, Message::Binary(payload)).await,
+        Ok(payload) => write_binary(shared, ws, payload).await,
         Err(err) => {
             tracing::warn!(conn = conn.id(), %err, "dropping a message over the size limit");
             let err = Error::Transport(err);
@@ -461,6 +457,7 @@ where
     }
 }
 
+/// Sends a message through tungstenite (control frames).
 async fn write<S>(
     shared: &Shared,
     ws: &mut WebSocketStream<S>,
@@ -469,12 +466,45 @@ async fn write<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut sending = pin!(ws.send(message));
+    within_write_timeout(shared, ws.send(message)).await
+}
+
+/// Sends one binary message, framed and written by the task itself (see [`super::ws_frame`]);
+/// what tungstenite queued (a pong) goes out first, so frames never interleave.
+async fn write_binary<S>(
+    shared: &Shared,
+    ws: &mut WebSocketStream<S>,
+    payload: Bytes,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (header, used) = binary_frame_header(payload.len());
+    let mut header = &header[..used];
+    let mut body = &payload[..];
+    let mut flushed = false;
+    let writing = poll_fn(|cx| {
+        if !flushed {
+            ready!(ws.poll_flush_unpin(cx))?;
+            flushed = true;
+        }
+        poll_write_frame(ws.get_mut(), cx, &mut header, &mut body)
+            .map_err(tokio_tungstenite::tungstenite::Error::Io)
+    });
+    within_write_timeout(shared, writing).await
+}
+
+/// Runs a write, limited to [`crate::ServerSettings::write_timeout`].
+async fn within_write_timeout<F>(shared: &Shared, write: F) -> Result<(), Error>
+where
+    F: Future<Output = Result<(), tokio_tungstenite::tungstenite::Error>>,
+{
+    let mut writing = pin!(write);
     // Most writes complete at once (the socket buffer has room): no timer for them.
-    if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await {
+    if let Poll::Ready(result) = poll_fn(|cx| Poll::Ready(writing.as_mut().poll(cx))).await {
         return result.map_err(Error::WebSocket);
     }
-    match tokio::time::timeout(shared.settings.write_timeout, sending).await {
+    match tokio::time::timeout(shared.settings.write_timeout, writing).await {
         Ok(result) => result.map_err(Error::WebSocket),
         Err(_) => Err(Error::WriteTimeout),
     }
