@@ -75,12 +75,12 @@ pub struct ServerSettings {
     /// Read deadline after a ping: if nothing at all arrives within it, the connection is
     /// half-open and is closed ([`crate::CloseReason::Unresponsive`]). Default 20 s.
     pub ws_pong_timeout: Duration,
-    /// tungstenite read buffer per WebSocket connection: its first size and the most read from
-    /// the socket at once. Small by default (256 bytes) so that many idle agents fit: a larger
-    /// message grows the buffer to its own size, read in steps of this size, and its `bytes`
-    /// fields (an effective config body, say) keep pointing into it in the agent's status
-    /// instead of being copied. A larger value means fewer reads per large message and more
-    /// memory per agent.
+    /// tungstenite read buffer per WebSocket connection: its first size and the most it takes
+    /// in one step. Small by default (256 bytes) so that many idle agents fit: a larger
+    /// message grows the buffer to its own size, and its `bytes` fields (an effective config
+    /// body, say) keep pointing into it in the agent's status instead of being copied. The
+    /// socket itself is read in steps of up to 16 KiB whatever this size (the rest waits in a
+    /// stash that is freed once taken), so a small buffer costs no extra system calls.
     pub ws_read_buffer_size: usize,
     /// Longest time a write to one agent may take before the connection is dropped (a slow
     /// agent never blocks others, but its own connection is given up). Default 10 s.

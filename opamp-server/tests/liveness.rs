@@ -137,3 +137,52 @@ async fn ping_keeps_idle_agents_and_detects_half_open_ones() {
     drop(mute);
     let _ = tokio::time::timeout(LIMIT, reader).await;
 }
+
+/// An agent's ping is answered with a pong (sent by tungstenite), and the server's own frames
+/// before and after it stay whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_pings_are_answered_between_whole_messages() {
+    use futures_util::StreamExt;
+    let recorder = Recorder::new();
+    let (server, addr) = start(ServerSettings::default(), recorder.clone()).await;
+    let uid = InstanceUid::new_v7();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut agent, _) = tokio_tungstenite::client_async(ws_url(addr), tcp)
+        .await
+        .unwrap();
+    let framed = |msg: opamp_server::proto::AgentToServer| {
+        let mut payload = vec![0u8];
+        payload.extend(msg.encode_to_vec());
+        Message::Binary(payload.into())
+    };
+    agent.send(framed(full_status(uid, 0))).await.unwrap();
+    agent
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    agent.send(framed(heartbeat(uid, 1))).await.unwrap();
+    let mut replies = 0;
+    let mut pong = false;
+    while replies < 2 || !pong {
+        let next = tokio::time::timeout(LIMIT, agent.next())
+            .await
+            .expect("the server answers")
+            .expect("the connection stays")
+            .expect("valid frames");
+        match next {
+            Message::Pong(data) => {
+                assert_eq!(&data[..], b"are you there");
+                pong = true;
+            }
+            Message::Binary(payload) => {
+                assert_eq!(payload[0], 0, "OpAMP WebSocket header");
+                let reply = ServerToAgent::decode(&payload[1..]).unwrap();
+                assert_eq!(reply.instance_uid, uid.to_bytes());
+                replies += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(server.connection(&uid).is_some());
+    server.shutdown().await;
+}

@@ -4,6 +4,7 @@
 mod http;
 pub(crate) mod listener;
 mod process;
+mod read_ahead;
 mod ws;
 mod ws_frame;
 

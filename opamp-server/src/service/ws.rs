@@ -9,7 +9,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Poll, ready};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,7 +28,8 @@ use opamp_transport::ws::{CloseCode, upgrade_error_response, upgrade_response};
 use prost::Message as _;
 
 use super::process::{Reply, process_message};
-use super::ws_frame::{binary_frame_header, poll_write_frame};
+use super::read_ahead::ReadAhead;
+use super::ws_frame::FrameWrite;
 use super::{ResponseBody, admit, at_capacity};
 use crate::Error;
 use crate::callbacks::CloseReason;
@@ -90,7 +91,8 @@ async fn connection_task(
             }
         };
         let config = shared.ws_config.websocket_config();
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await
+        let stream = ReadAhead::new(TokioIo::new(upgraded));
+        WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await
     };
     run(&shared, &conn, &mut ws).await;
 }
@@ -114,6 +116,8 @@ enum Action {
     Payload(Bytes),
     /// Something the agent should not have sent, answered with `BAD_REQUEST`.
     BadMessage(Error),
+    /// The agent pinged: send the pong tungstenite queued.
+    SendPong,
     /// The agent closed: send tungstenite's queued close reply, then stop.
     PeerClosed,
     /// The connection was quiet for the ping interval.
@@ -204,8 +208,10 @@ fn read_action(
             tracing::debug!(conn = conn.id(), ?frame, "agent closed the WebSocket");
             Action::PeerClosed
         }
-        // A ping (tungstenite answers it) or a pong.
-        Some(Ok(_)) => return None,
+        // tungstenite queued the answer: send it now, so that its output buffer is empty
+        // whenever the task writes a frame of its own.
+        Some(Ok(Message::Ping(_))) => Action::SendPong,
+        Some(Ok(_)) => return None, // a pong
         Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(err))) => {
             tracing::debug!(conn = conn.id(), %err, "oversize message from the agent");
             Action::Close(
@@ -284,6 +290,10 @@ where
         }
         Action::Payload(payload) => on_payload(shared, conn, ws, payload).await,
         Action::BadMessage(err) => on_bad_message(shared, conn, ws, err).await,
+        Action::SendPong => match within_write_timeout(shared, ws.flush()).await {
+            Ok(()) => Step::Continue,
+            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+        },
         Action::PeerClosed => {
             let _ = tokio::time::timeout(shared.settings.close_timeout, ws.flush()).await;
             return Err(CloseReason::PeerClosed);
@@ -469,8 +479,10 @@ where
     within_write_timeout(shared, ws.send(message)).await
 }
 
-/// Sends one binary message, framed and written by the task itself (see [`super::ws_frame`]);
-/// what tungstenite queued (a pong) goes out first, so frames never interleave.
+/// Sends one binary message, framed and written by the task itself (see [`super::ws_frame`]).
+///
+/// tungstenite's output buffer is empty here: its own writes (pings, pongs, closes) are
+/// always awaited to the end, so frames never interleave.
 async fn write_binary<S>(
     shared: &Shared,
     ws: &mut WebSocketStream<S>,
@@ -479,16 +491,11 @@ async fn write_binary<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (header, used) = binary_frame_header(payload.len());
-    let mut header = &header[..used];
-    let mut body = &payload[..];
-    let mut flushed = false;
+    let mut frame = FrameWrite::new(&payload);
+    let stream = ws.get_mut();
     let writing = poll_fn(|cx| {
-        if !flushed {
-            ready!(ws.poll_flush_unpin(cx))?;
-            flushed = true;
-        }
-        poll_write_frame(ws.get_mut(), cx, &mut header, &mut body)
+        frame
+            .poll_write(stream, cx)
             .map_err(tokio_tungstenite::tungstenite::Error::Io)
     });
     within_write_timeout(shared, writing).await

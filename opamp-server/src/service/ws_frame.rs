@@ -3,8 +3,9 @@
 //! tungstenite copies every frame into a per-connection output buffer and keeps that buffer's
 //! capacity: after a fleet-wide push of a 2 KiB config, each idle connection would hold 2 KiB
 //! more for good. A server frame is unmasked (RFC 6455 §5.1), so its header is a few bytes:
-//! the task writes header and payload together with one vectored write, the payload being the
-//! shared, already encoded message. tungstenite still reads, answers pings and closes.
+//! the task writes header and payload together, the payload being the shared, already encoded
+//! message (a small frame is copied into one stack buffer, a large one written vectored).
+//! tungstenite still reads, answers pings and closes.
 
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -35,30 +36,76 @@ pub(super) fn binary_frame_header(len: usize) -> ([u8; MAX_HEADER], usize) {
     (header, used)
 }
 
-/// Writes `header` then `payload`, vectored, until both are out. Cancel-safe only in the
-/// sense that a dropped write leaves the connection mid-frame: the caller closes it then.
-pub(super) fn poll_write_frame<S>(
-    stream: &mut S,
-    cx: &mut Context<'_>,
-    header: &mut &[u8],
-    payload: &mut &[u8],
-) -> Poll<std::io::Result<()>>
-where
-    S: AsyncWrite + Unpin,
-{
-    while !header.is_empty() || !payload.is_empty() {
-        let slices = [IoSlice::new(header), IoSlice::new(payload)];
-        let written = match Pin::new(&mut *stream).poll_write_vectored(cx, &slices) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => n,
-            Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-            Poll::Pending => return Poll::Pending,
+/// Frames up to this size (header included) are copied into one buffer and written with a
+/// plain write, which costs the kernel less than a vectored one.
+const SMALL_FRAME: usize = 256;
+
+/// One frame on its way out: header and payload, and how much of them is written.
+pub(super) struct FrameWrite<'a> {
+    header: [u8; MAX_HEADER],
+    header_len: usize,
+    /// Header and payload together, for a small frame (`small_len > 0`).
+    small: [u8; SMALL_FRAME],
+    small_len: usize,
+    payload: &'a [u8],
+    written: usize,
+}
+
+impl<'a> FrameWrite<'a> {
+    /// A final binary frame carrying `payload`.
+    pub(super) fn new(payload: &'a [u8]) -> Self {
+        let (header, header_len) = binary_frame_header(payload.len());
+        let mut frame = Self {
+            header,
+            header_len,
+            small: [0; SMALL_FRAME],
+            small_len: 0,
+            payload,
+            written: 0,
         };
-        let from_header = written.min(header.len());
-        *header = &header[from_header..];
-        *payload = &payload[written - from_header..];
+        let total = header_len + payload.len();
+        if total <= SMALL_FRAME {
+            frame.small[..header_len].copy_from_slice(&header[..header_len]);
+            frame.small[header_len..total].copy_from_slice(payload);
+            frame.small_len = total;
+        }
+        frame
     }
-    Poll::Ready(Ok(()))
+
+    /// Writes what is left of the frame; `Ready(Ok)` once all of it is out.
+    pub(super) fn poll_write<S>(
+        &mut self,
+        stream: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let total = self.header_len + self.payload.len();
+        while self.written < total {
+            let stream = Pin::new(&mut *stream);
+            let polled = if self.small_len > 0 {
+                stream.poll_write(cx, &self.small[self.written..self.small_len])
+            } else if self.written < self.header_len {
+                let slices = [
+                    IoSlice::new(&self.header[self.written..self.header_len]),
+                    IoSlice::new(self.payload),
+                ];
+                stream.poll_write_vectored(cx, &slices)
+            } else {
+                stream.poll_write(cx, &self.payload[self.written - self.header_len..])
+            };
+            match polled {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.written += n,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 #[cfg(test)]
@@ -75,7 +122,7 @@ mod tests {
     /// read back by tungstenite as a client.
     #[tokio::test]
     async fn tungstenite_reads_the_frames() {
-        let sizes = [0usize, 1, 125, 126, 127, 65_535, 65_536, 200_000];
+        let sizes = [0usize, 1, 125, 126, 127, 254, 300, 65_535, 65_536, 200_000];
         let (mut server, client) = tokio::io::duplex(7);
         let reader = tokio::spawn(async move {
             let mut ws = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
@@ -93,10 +140,8 @@ mod tests {
             .map(|&n| (0..n).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into())
             .collect();
         for payload in &payloads {
-            let (header, used) = binary_frame_header(payload.len());
-            let mut header = &header[..used];
-            let mut body = &payload[..];
-            poll_fn(|cx| poll_write_frame(&mut server, cx, &mut header, &mut body))
+            let mut frame = FrameWrite::new(payload);
+            poll_fn(|cx| frame.poll_write(&mut server, cx))
                 .await
                 .unwrap();
         }
@@ -122,14 +167,10 @@ mod tests {
     #[tokio::test]
     async fn a_full_pipe_makes_the_write_wait() {
         let (mut server, mut client) = tokio::io::duplex(16);
-        let payload = vec![7u8; 100];
-        let (header, used) = binary_frame_header(payload.len());
-        let mut header = &header[..used];
-        let mut body = &payload[..];
-        let pending = poll_fn(|cx| {
-            Poll::Ready(poll_write_frame(&mut server, cx, &mut header, &mut body).is_pending())
-        })
-        .await;
+        let payload = vec![7u8; 1000];
+        let mut frame = FrameWrite::new(&payload);
+        let pending =
+            poll_fn(|cx| Poll::Ready(frame.poll_write(&mut server, cx).is_pending())).await;
         assert!(pending);
         let read = tokio::spawn(async move {
             let mut all = Vec::new();
@@ -138,12 +179,13 @@ mod tests {
                 .unwrap();
             all
         });
-        poll_fn(|cx| poll_write_frame(&mut server, cx, &mut header, &mut body))
+        poll_fn(|cx| frame.poll_write(&mut server, cx))
             .await
             .unwrap();
         drop(server);
         let all = read.await.unwrap();
-        assert_eq!(all.len(), 2 + 100);
-        assert_eq!(&all[..2], &[0x82, 100]);
+        assert_eq!(all.len(), 4 + 1000);
+        assert_eq!(&all[..4], &[0x82, 126, 0x03, 0xE8]);
+        assert!(all[4..].iter().all(|&b| b == 7));
     }
 }
