@@ -2,6 +2,7 @@
 //! closed-loop (the next heartbeat when the previous reply arrives).
 
 use std::collections::HashMap;
+use std::pin::pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -280,6 +281,10 @@ async fn session(
     mut pending_applied: Option<Bytes>,
 ) -> Result<(), ConnError> {
     let mut next_beat = tokio::time::Instant::now() + shared.heartbeat;
+    // Made once: a timer or a cancellation waiter made per message would cost the load
+    // generator more than the message.
+    let mut beat = pin!(tokio::time::sleep_until(next_beat));
+    let mut stop = pin!(shared.stop.cancelled());
     loop {
         match conn {
             Conn::Ws(_) => {
@@ -287,10 +292,11 @@ async fn session(
                     conn.ws_send(&id.applied(hash)).await?;
                 }
                 tokio::select! {
-                    () = shared.stop.cancelled() => return Ok(()),
-                    () = tokio::time::sleep_until(next_beat) => {
+                    () = &mut stop => return Ok(()),
+                    () = &mut beat => {
                         conn.ws_send(&id.heartbeat()).await?;
                         next_beat += shared.heartbeat;
+                        beat.as_mut().reset(next_beat);
                     }
                     msg = conn.ws_recv() => {
                         let msg = msg?;
@@ -307,10 +313,11 @@ async fn session(
                     Some(hash) => id.applied(hash),
                     None => {
                         tokio::select! {
-                            () = shared.stop.cancelled() => return Ok(()),
-                            () = tokio::time::sleep_until(next_beat) => {}
+                            () = &mut stop => return Ok(()),
+                            () = &mut beat => {}
                         }
                         next_beat += shared.heartbeat;
+                        beat.as_mut().reset(next_beat);
                         id.heartbeat()
                     }
                 };
