@@ -258,16 +258,24 @@ pub async fn run(config: Config) -> Result<Report, String> {
             let watch = Watch::start(&config.server_pid);
             let replies = shared.replies.load(Ordering::Acquire);
             tokio::time::sleep(config.duration).await;
-            out.insert(
-                "hold_replies".into(),
-                json!(shared.replies.load(Ordering::Acquire) - replies),
-            );
+            let held_replies = shared.replies.load(Ordering::Acquire) - replies;
+            out.insert("hold_replies".into(), json!(held_replies));
             out.insert("hold_s".into(), json!(secs(config.duration)));
             out.insert(
                 "still_connected".into(),
                 json!(shared.connected.load(Ordering::Acquire)),
             );
             watch.into_json(&mut out, "hold_");
+            // The whole fleet heartbeating (`--heartbeat` short enough to beat during the
+            // hold): server CPU per 100k heartbeats spread over every connection.
+            if let Some(cpu) = out.get("hold_server_cpu_s").and_then(Value::as_f64)
+                && held_replies > 0
+            {
+                out.insert(
+                    "hold_server_cpu_s_per_100k".into(),
+                    json!(cpu * 100_000.0 / held_replies as f64),
+                );
+            }
         }
         Mode::Throughput => {
             let watch = Watch::start(&config.server_pid);
