@@ -108,6 +108,19 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+/// Adds `{key}_per_100k`: the figure under `key` (CPU seconds) per 100,000 of `count`
+/// messages, when both are known.
+fn insert_per_100k(out: &mut serde_json::Map<String, Value>, key: &str, count: u64) {
+    if let Some(cpu) = out.get(key).and_then(Value::as_f64)
+        && count > 0
+    {
+        out.insert(
+            format!("{key}_per_100k"),
+            json!(cpu * 100_000.0 / count as f64),
+        );
+    }
+}
+
 fn ms(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(d.as_secs_f64() * 1000.0))
 }
@@ -268,14 +281,7 @@ pub async fn run(config: Config) -> Result<Report, String> {
             watch.into_json(&mut out, "hold_");
             // The whole fleet heartbeating (`--heartbeat` short enough to beat during the
             // hold): server CPU per 100k heartbeats spread over every connection.
-            if let Some(cpu) = out.get("hold_server_cpu_s").and_then(Value::as_f64)
-                && held_replies > 0
-            {
-                out.insert(
-                    "hold_server_cpu_s_per_100k".into(),
-                    json!(cpu * 100_000.0 / held_replies as f64),
-                );
-            }
+            insert_per_100k(&mut out, "hold_server_cpu_s", held_replies);
         }
         Mode::Throughput => {
             let watch = Watch::start(&config.server_pid);
@@ -298,22 +304,8 @@ pub async fn run(config: Config) -> Result<Report, String> {
             out.insert("latency_p50_ms".into(), ms(shared.latencies.quantile(0.5)));
             out.insert("latency_p99_ms".into(), ms(shared.latencies.quantile(0.99)));
             watch.into_json(&mut out, "");
-            if let Some(cpu) = out.get("server_cpu_s").and_then(Value::as_f64)
-                && count > 0
-            {
-                out.insert(
-                    "server_cpu_s_per_100k".into(),
-                    json!(cpu * 100_000.0 / count as f64),
-                );
-            }
-            if let Some(cpu) = out.get("loadgen_cpu_s").and_then(Value::as_f64)
-                && count > 0
-            {
-                out.insert(
-                    "loadgen_cpu_s_per_100k".into(),
-                    json!(cpu * 100_000.0 / count as f64),
-                );
-            }
+            insert_per_100k(&mut out, "server_cpu_s", count);
+            insert_per_100k(&mut out, "loadgen_cpu_s", count);
         }
         Mode::Fanout => fanout(&shared, &config, &mut out).await?,
         Mode::Storm => storm(&shared, &config, &mut out).await?,

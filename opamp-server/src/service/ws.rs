@@ -103,6 +103,17 @@ enum Step {
     Close(CloseReason, Option<(CloseCode, &'static str)>),
 }
 
+impl Step {
+    /// Go on after a write that went out; a failed write ends the connection (no close
+    /// frame: the socket may be mid-frame).
+    fn after_write(written: Result<(), Error>) -> Self {
+        match written {
+            Ok(()) => Step::Continue,
+            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
+        }
+    }
+}
+
 /// What the task does after a wake-up, decided without waiting.
 ///
 /// Doing it (sending, running callbacks) happens in a boxed future, one per wake-up: the
@@ -280,28 +291,19 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let step = match action {
-        Action::Flush => match flush(shared, conn, ws).await {
-            Ok(()) => Step::Continue,
-            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
-        },
+        Action::Flush => Step::after_write(flush(shared, conn, ws).await),
         Action::CloseRequested(request) => {
             close(shared, ws, request.code, request.message).await;
             return Err(request.reason);
         }
         Action::Payload(payload) => on_payload(shared, conn, ws, payload).await,
         Action::BadMessage(err) => on_bad_message(shared, conn, ws, err).await,
-        Action::SendPong => match within_write_timeout(shared, ws.flush()).await {
-            Ok(()) => Step::Continue,
-            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
-        },
+        Action::SendPong => Step::after_write(within_write_timeout(shared, ws.flush()).await),
         Action::PeerClosed => {
             let _ = tokio::time::timeout(shared.settings.close_timeout, ws.flush()).await;
             return Err(CloseReason::PeerClosed);
         }
-        Action::Ping => match write(shared, ws, Message::Ping(Bytes::new())).await {
-            Ok(()) => Step::Continue,
-            Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
-        },
+        Action::Ping => Step::after_write(write(shared, ws, Message::Ping(Bytes::new())).await),
         Action::Close(reason, code) => Step::Close(reason, code),
     };
     match step {
@@ -363,8 +365,8 @@ where
         }
         reply => send(shared, conn, ws, &reply.into_message()).await,
     };
-    if let Err(err) = sent {
-        return Step::Close(CloseReason::TransportError(err.to_string()), None);
+    if sent.is_err() {
+        return Step::after_write(sent);
     }
     if let Some(reason) = processed.close {
         let code = if reason == CloseReason::DuplicateInstanceUid {
@@ -374,10 +376,7 @@ where
         };
         return Step::Close(reason, Some(code));
     }
-    match flush(shared, conn, ws).await {
-        Ok(()) => Step::Continue,
-        Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
-    }
+    Step::after_write(flush(shared, conn, ws).await)
 }
 
 /// Decodes a WebSocket payload (spec §"WebSocket Message Format") into a boxed
@@ -407,10 +406,7 @@ where
         .unwrap_or_default();
     let reply = bad_request(uid, err.to_string());
     conn.inner.callbacks.on_read_message_error(conn, &err).await;
-    match send(shared, conn, ws, &reply).await {
-        Ok(()) => Step::Continue,
-        Err(err) => Step::Close(CloseReason::TransportError(err.to_string()), None),
-    }
+    Step::after_write(send(shared, conn, ws, &reply).await)
 }
 
 /// Most messages sent in one go before the task looks at its input again.
