@@ -122,3 +122,40 @@ async fn downloads_over_https_with_the_configured_trust() {
         status.error_message
     );
 }
+
+#[tokio::test]
+async fn a_redirect_from_https_to_http_is_refused() {
+    let (ca, cert, key) = pki();
+    let tls = FileServer::start_tls(server_config(&cert, &key)).await;
+    let plain = FileServer::start().await;
+    let data = content(5_000, 22);
+    plain.put("/pkg.tgz", data.clone());
+    tls.set(Behaviour {
+        redirects: [("/pkg.tgz".to_string(), plain.url("/pkg.tgz"))].into(),
+        ..Default::default()
+    });
+    assert!(plain.url("/pkg.tgz").starts_with("http://"));
+    let available = offer("h", vec![("p", package(&tls, "/pkg.tgz", "1", &data))]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FsPackagesStateProvider::open(dir.path()).await.unwrap());
+    let settings = DownloadSettings::default()
+        .with_tls_config(client_config(&ca))
+        .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .with_require_signature(false);
+    let syncer = PackageSyncer::new(store, Arc::new(Recorder::default())).with_settings(settings);
+    let report = tokio::time::timeout(Duration::from_secs(30), syncer.sync(&available))
+        .await
+        .unwrap()
+        .unwrap();
+    let status = &report.statuses.packages["p"];
+    assert_eq!(status.status(), PackageStatusEnum::InstallFailed);
+    assert!(
+        status.error_message.contains("https to http"),
+        "{}",
+        status.error_message
+    );
+    // The plain HTTP server was never asked, and the redirect was not retried.
+    assert!(plain.log().is_empty());
+    assert_eq!(tls.requests_for("/pkg.tgz").len(), 1);
+}

@@ -268,7 +268,8 @@ impl Drop for ConnectionGuard {
     }
 }
 
-/// GET `uri`, following redirects. Offered headers only go to the offered origin.
+/// GET `uri`, following redirects (never from `https` to `http`). Offered headers only go to
+/// the offered origin.
 async fn get(
     uri: &Uri,
     headers: &HeaderMap,
@@ -293,13 +294,22 @@ async fn get(
             .and_then(|v| v.to_str().ok());
         match (redirect, location) {
             (true, Some(location)) => {
-                current = resolve(&current, location)?;
+                let next = resolve(&current, location)?;
+                if !is_https(&next) && is_https(&current) {
+                    return Err(DownloadError::InsecureRedirect.into());
+                }
+                current = next;
                 tracing::debug!(to = %redact_query(&current.to_string()), "following redirect");
             }
             _ => return Ok((response, guard)),
         }
     }
     Err(DownloadError::TooManyRedirects.into())
+}
+
+fn is_https(uri: &Uri) -> bool {
+    uri.scheme_str()
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https"))
 }
 
 /// A connection that hyper can drive: TCP or TLS over TCP.

@@ -146,6 +146,10 @@ pub enum DownloadError {
     /// More redirects than [`DownloadSettings::max_redirects`](super::DownloadSettings::max_redirects).
     #[error("too many redirects")]
     TooManyRedirects,
+    /// A redirect from an `https` URL to a plain `http` one (refused: it would drop the
+    /// transport security the offer asked for).
+    #[error("refused a redirect from https to http")]
+    InsecureRedirect,
     /// Writing the downloaded data failed.
     #[error("cannot write the download to disk")]
     Write(#[source] io::Error),
