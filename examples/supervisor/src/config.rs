@@ -20,7 +20,7 @@
 //!   config_file: effective.yaml                 # written by the supervisor, read by the agent
 //!   base_config: base.yaml                      # optional local base layer
 //!   health_check_url: http://localhost:13133    # the default
-//!   inject_health_check: true                   # add extensions.health_check to the config
+//!   inject_health_check: true                   # add the supervisor's own health check extension
 //!   health_check_interval: 1s
 //!   config_apply_timeout: 30s
 //!   config_stable_time: 3s                      # healthy this long before APPLIED
@@ -185,7 +185,9 @@ pub struct AgentSettings {
     pub base_config: Option<Value>,
     /// The health check URL.
     pub health_check_url: http::Uri,
-    /// Whether to add a `health_check` extension for that URL to the configuration.
+    /// Whether to add the supervisor's own health check extension
+    /// ([`HEALTH_CHECK_EXTENSION`](crate::merge::HEALTH_CHECK_EXTENSION)) for that URL to the
+    /// configuration.
     pub inject_health_check: bool,
     /// How often health is checked.
     pub health_check_interval: Duration,
@@ -402,6 +404,14 @@ impl AgentSection {
             ));
         }
 
+        if self.inject_health_check
+            && let Some(base) = &base_config
+        {
+            let port = health_check_url.port_u16().unwrap_or(80);
+            crate::merge::check_health_port(base, port)
+                .map_err(|reason| ConfigError::invalid(file, key("base_config"), reason))?;
+        }
+
         let health_check_interval = positive(
             file,
             &key("health_check_interval"),
@@ -525,10 +535,16 @@ impl std::fmt::Debug for AgentSettings {
 }
 
 impl AgentSettings {
-    /// `host:port` of the health check URL (for the injected `health_check` extension).
+    /// The port of the health check URL.
+    pub fn health_check_port(&self) -> u16 {
+        self.health_check_url.port_u16().unwrap_or(80)
+    }
+
+    /// `host:port` of the health check URL (for the injected health check extension), the
+    /// host as written.
     pub fn health_check_endpoint(&self) -> String {
         let host = self.health_check_url.host().unwrap_or("localhost");
-        let port = self.health_check_url.port_u16().unwrap_or(80);
+        let port = self.health_check_port();
         if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]:{port}")
         } else {

@@ -47,7 +47,9 @@
 //!
 //! * Pure parts, tested directly: [`config`] (checks with file and key in every error),
 //!   [`backoff`], [`apply`], [`merge`], [`own_telemetry`], [`health::AgentHealth`].
-//! * IO parts: [`process`] (spawn, `SIGTERM`/`SIGKILL`, `SIGHUP`, stderr tail), [`health`]
+//! * IO parts: [`process`] (spawn in its own process group, `SIGTERM`/`SIGKILL`, `SIGHUP`,
+//!   stderr tail), [`launch`] (the agent dies with the supervisor), [`leftover`] (an agent
+//!   left by a killed supervisor is stopped at start-up), [`health`]
 //!   (HTTP probe), [`state`] (atomic JSON), [`packages`] (executable swap).
 //! * [`Supervisor`]: one task owning the agent process and the state machine; the OpAMP
 //!   client callbacks hand offers over through latest-value channels, so nothing queues.
@@ -60,6 +62,8 @@ mod callbacks;
 pub mod config;
 mod error;
 pub mod health;
+pub mod launch;
+pub mod leftover;
 pub mod merge;
 pub mod own_telemetry;
 pub mod packages;

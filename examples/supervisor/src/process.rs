@@ -1,5 +1,10 @@
 //! The agent process: start with piped output, stop with `SIGTERM` then `SIGKILL`, reload
 //! with `SIGHUP`, and keep the tail of its standard error for failure reports.
+//!
+//! On Unix the agent leads its own process group: a `Ctrl-C` on the supervisor's terminal
+//! reaches the supervisor only (which then stops the agent in order), and stopping the agent
+//! signals the whole group, so processes the agent started stop with it. Started through a
+//! [launcher](crate::launch), it also gets `SIGTERM` when the supervisor dies.
 
 use std::io;
 use std::path::PathBuf;
@@ -26,6 +31,9 @@ pub struct LaunchSpec {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// Start it through this [launcher](crate::launch) (the supervisor's own executable), so
+    /// that it dies with the supervisor.
+    pub launcher: Option<PathBuf>,
 }
 
 /// A running agent process.
@@ -63,9 +71,25 @@ impl AgentProcess {
     /// Starts the agent. Its output is logged line by line (target `agent`); standard error
     /// is also kept in a bounded tail.
     pub fn spawn(spec: &LaunchSpec) -> io::Result<Self> {
-        let mut command = Command::new(&spec.executable);
+        let mut command = match &spec.launcher {
+            Some(launcher) => {
+                let mut command = Command::new(launcher);
+                command.args(crate::launch::launcher_args(
+                    std::process::id(),
+                    &spec.executable,
+                    &spec.args,
+                ));
+                command
+            }
+            None => {
+                let mut command = Command::new(&spec.executable);
+                command.args(&spec.args);
+                command
+            }
+        };
+        #[cfg(unix)]
+        command.process_group(0);
         command
-            .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -153,22 +177,37 @@ impl AgentProcess {
     }
 
     #[cfg(unix)]
-    fn signal(&self, signal: nix::sys::signal::Signal) -> io::Result<()> {
-        let pid = self
-            .pid
+    fn pid_t(&self) -> io::Result<nix::unistd::Pid> {
+        self.pid
             .and_then(|p| i32::try_from(p).ok())
-            .ok_or_else(|| io::Error::other("the process has no PID"))?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(io::Error::from)
+            .map(nix::unistd::Pid::from_raw)
+            .ok_or_else(|| io::Error::other("the process has no PID"))
     }
 
-    /// Stops the process: `SIGTERM`, then `SIGKILL` after `timeout`. Returns how it ended.
+    /// Signals the agent only.
+    #[cfg(unix)]
+    fn signal(&self, signal: nix::sys::signal::Signal) -> io::Result<()> {
+        nix::sys::signal::kill(self.pid_t()?, signal).map_err(io::Error::from)
+    }
+
+    /// Signals the agent's process group (the agent and the processes it started).
+    #[cfg(unix)]
+    fn signal_group(&self, signal: nix::sys::signal::Signal) -> io::Result<()> {
+        nix::sys::signal::killpg(self.pid_t()?, signal).map_err(io::Error::from)
+    }
+
+    /// Stops the process and its process group: `SIGTERM`, then `SIGKILL` after `timeout`.
+    /// Returns how it ended.
     pub async fn stop(mut self, timeout: Duration) -> io::Result<ExitStatus> {
         if let Ok(Some(status)) = self.child.try_wait() {
             return Ok(status);
         }
         tracing::info!(pid = self.pid, "stopping the agent process");
         #[cfg(unix)]
-        let asked = self.signal(nix::sys::signal::Signal::SIGTERM).is_ok();
+        let asked = self
+            .signal_group(nix::sys::signal::Signal::SIGTERM)
+            .or_else(|_| self.signal(nix::sys::signal::Signal::SIGTERM))
+            .is_ok();
         #[cfg(not(unix))]
         let asked = false;
         if asked && let Ok(result) = tokio::time::timeout(timeout, self.child.wait()).await {
@@ -176,6 +215,8 @@ impl AgentProcess {
             return result;
         }
         tracing::warn!(pid = self.pid, "the agent did not stop in time; killing it");
+        #[cfg(unix)]
+        let _ = self.signal_group(nix::sys::signal::Signal::SIGKILL);
         self.child.kill().await?;
         let status = self.child.wait().await;
         self.drain_output().await;

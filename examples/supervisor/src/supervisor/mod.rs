@@ -49,10 +49,12 @@ enum Event {
 #[derive(Debug)]
 pub struct Supervisor {
     config: SupervisorConfig,
+    launcher: Option<PathBuf>,
 }
 
 struct Loop {
     config: SupervisorConfig,
+    launcher: Option<PathBuf>,
     client: Client,
     inbox: Inbox,
     installs: mpsc::Receiver<InstallRequest>,
@@ -81,16 +83,31 @@ fn io_error(action: &'static str, path: PathBuf) -> impl FnOnce(std::io::Error) 
 }
 
 impl Supervisor {
-    /// A supervisor with checked settings.
+    /// A supervisor with checked settings. It starts the agent directly; see
+    /// [`with_launcher`](Self::with_launcher).
     pub fn new(config: SupervisorConfig) -> Self {
-        Supervisor { config }
+        Supervisor {
+            config,
+            launcher: None,
+        }
     }
 
-    /// Runs until `shutdown` turns `true` (or its sender is dropped): starts the agent on the
-    /// last good configuration (without waiting for the server), then follows the server.
-    /// On shutdown the agent is stopped and the client disconnects.
+    /// Starts the agent through `launcher`, an executable that calls
+    /// [`exec_agent_if_asked`](crate::launch::exec_agent_if_asked) first (normally the
+    /// supervisor's own, [`default_launcher`](crate::launch::default_launcher)), so that the
+    /// agent gets `SIGTERM` when the supervisor dies, even by `SIGKILL` (Linux).
+    #[must_use]
+    pub fn with_launcher(mut self, launcher: Option<PathBuf>) -> Self {
+        self.launcher = launcher;
+        self
+    }
+
+    /// Runs until `shutdown` turns `true` (or its sender is dropped): stops an agent left
+    /// running by a previous supervisor ([`leftover`](crate::leftover)), starts the agent on
+    /// the last good configuration (without waiting for the server), then follows the
+    /// server. On shutdown the agent is stopped and the client disconnects.
     pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), Error> {
-        let mut lp = Loop::start(self.config).await?;
+        let mut lp = Loop::start(self.config, self.launcher).await?;
         lp.run(shutdown).await
     }
 }
@@ -186,6 +203,7 @@ impl Loop {
         let Some(mut process) = self.agent.take() else {
             return;
         };
+        crate::leftover::AgentRecord::remove(&self.config.storage_dir);
         process.drain_output().await;
         let how = match &result {
             Ok(status) => describe_exit(status),

@@ -44,9 +44,13 @@ fn initial_state(config: &SupervisorConfig, persisted: &PersistedState) -> (Desi
 }
 
 impl Loop {
-    pub(super) async fn start(config: SupervisorConfig) -> Result<Self, Error> {
+    pub(super) async fn start(
+        config: SupervisorConfig,
+        launcher: Option<std::path::PathBuf>,
+    ) -> Result<Self, Error> {
         let storage = config.storage_dir.clone();
         std::fs::create_dir_all(&storage).map_err(io_error("create", storage.clone()))?;
+        crate::leftover::stop_leftover(&storage, config.agent.stop_timeout).await;
         let state_file = StateFile::new(&storage);
         let persisted = state_file.load_or_recover()?;
         let (good, latest) = initial_state(&config, &persisted);
@@ -78,6 +82,7 @@ impl Loop {
         let backoff = RestartBackoff::new(config.agent.restart_backoff);
         Ok(Loop {
             config,
+            launcher,
             client,
             inbox,
             installs,

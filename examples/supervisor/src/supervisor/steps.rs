@@ -10,7 +10,8 @@ use super::{BIN_DIR, Loop};
 use crate::apply::{Desired, Step};
 use crate::config::ReloadMode;
 use crate::health::AgentHealth;
-use crate::merge::{Layers, render};
+use crate::leftover::AgentRecord;
+use crate::merge::{HealthCheck, Layers, render};
 use crate::packages::remove_other_executables;
 use crate::process::{AgentProcess, LaunchSpec, describe_exit};
 use crate::remote::hex;
@@ -83,12 +84,17 @@ impl Loop {
     pub(super) fn render(&self, desired: &Desired) -> Result<String, String> {
         let agent = &self.config.agent;
         let endpoint = agent.health_check_endpoint();
+        let check = HealthCheck {
+            endpoint: &endpoint,
+            port: agent.health_check_port(),
+            path: agent.health_check_url.path(),
+        };
         render(&Layers {
             base: agent.base_config.as_ref(),
             remote: desired.remote.as_ref(),
             telemetry: &desired.telemetry,
             own_metrics_target: &agent.own_metrics_target,
-            health_check_endpoint: agent.inject_health_check.then_some(endpoint.as_str()),
+            health_check: agent.inject_health_check.then_some(check),
         })
     }
 
@@ -161,6 +167,9 @@ impl Loop {
 
     pub(super) async fn stop_agent(&mut self) {
         if let Some(process) = self.agent.take() {
+            // Removed first: a supervisor killed during the stop finds no record, and the
+            // parent death signal (or the stop under way) ends the agent.
+            AgentRecord::remove(&self.config.storage_dir);
             let pid = process.pid();
             match process.stop(self.config.agent.stop_timeout).await {
                 Ok(status) => {
@@ -187,10 +196,18 @@ impl Loop {
             executable: deployed.executable.clone(),
             args: agent.args.clone(),
             env: agent.env.clone(),
+            launcher: self.launcher.clone(),
         };
         let now = Instant::now();
         match AgentProcess::spawn(&spec) {
             Ok(process) => {
+                if let Some(record) = process
+                    .pid()
+                    .and_then(|pid| AgentRecord::of(pid, &spec.executable))
+                    && let Err(err) = record.save(&self.config.storage_dir)
+                {
+                    tracing::warn!(%err, "cannot record the agent process");
+                }
                 self.agent = Some(process);
                 self.health = AgentHealth::Starting { last_error: None };
                 self.next_probe =

@@ -54,6 +54,8 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Default)]
 pub struct Log {
     pub statuses: Mutex<Vec<RemoteConfigStatus>>,
+    /// SHA-256 (hex) of every effective configuration file reported.
+    pub effective: Mutex<std::collections::BTreeSet<String>>,
 }
 
 struct Accept(Arc<Log>);
@@ -71,6 +73,16 @@ impl ConnectionCallbacks for Record {
     async fn on_message(&self, _conn: &Connection, msg: &AgentToServer) -> Option<ServerToAgent> {
         if let Some(status) = &msg.remote_config_status {
             self.0.statuses.lock().unwrap().push(status.clone());
+        }
+        if let Some(map) = msg
+            .effective_config
+            .as_ref()
+            .and_then(|e| e.config_map.as_ref())
+        {
+            let mut effective = self.0.effective.lock().unwrap();
+            for file in map.config_map.values() {
+                effective.insert(hex(&sha256(&file.body)));
+            }
         }
         None
     }
@@ -126,6 +138,11 @@ impl TestServer {
 
     pub fn statuses(&self) -> Vec<RemoteConfigStatus> {
         self.log.statuses.lock().unwrap().clone()
+    }
+
+    /// Whether an effective configuration file with this SHA-256 (hex) was ever reported.
+    pub fn was_reported(&self, sha256_hex: &str) -> bool {
+        self.log.effective.lock().unwrap().contains(sha256_hex)
     }
 
     pub async fn shutdown(self) {
@@ -445,4 +462,104 @@ pub fn wrapper_script(version: &str) -> Vec<u8> {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+// ---------------------------------------------------------------------------------------
+// The supervisor as a real process (for signals and crashes).
+
+pub fn supervisor_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_opamp-supervisor"))
+}
+
+/// A running `opamp-supervisor` process; killed (SIGKILL) when dropped.
+pub struct SupervisorProcess {
+    child: std::process::Child,
+}
+
+impl Setup {
+    /// Starts `opamp-supervisor --config supervisor.yaml`, its output appended to
+    /// `supervisor.log`.
+    pub fn spawn_process(&self) -> SupervisorProcess {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("supervisor.log"))
+            .unwrap();
+        let child = std::process::Command::new(supervisor_exe())
+            .arg("--config")
+            .arg(self.path("supervisor.yaml"))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        SupervisorProcess { child }
+    }
+
+    pub fn supervisor_log(&self) -> String {
+        std::fs::read_to_string(self.path("supervisor.log")).unwrap_or_default()
+    }
+
+    /// The process ID of the agent answering on the health port.
+    pub async fn agent_pid(&self) -> u32 {
+        let body = self.wait_agent("the agent answering", |_| true).await;
+        u32::try_from(body["pid"].as_u64().unwrap()).unwrap()
+    }
+}
+
+impl SupervisorProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    /// Waits (at most [`LIMIT`]) for the process to exit.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the supervisor process did not exit"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, and wait for the exit.
+    pub async fn kill9(mut self) {
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        self.wait().await;
+    }
+}
+
+impl Drop for SupervisorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether process `pid` runs (exists and is not a zombie).
+pub fn runs(pid: u32) -> bool {
+    opamp_supervisor::leftover::is_running(pid)
+}
+
+/// Waits (at most [`LIMIT`]) until process `pid` no longer runs.
+pub async fn wait_gone(pid: u32, what: &str) {
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while runs(pid) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} (pid {pid}) still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -1,8 +1,11 @@
 //! `fake-agent`: a small stand-in for a telemetry agent, for the supervisor's tests and demos.
 //!
 //! It reads a collector-shaped configuration file (`--config`), checks its pipelines as the
-//! collector would, and serves a health endpoint at `extensions.health_check.endpoint` (200
-//! when healthy, 503 otherwise; `POST /crash` makes it crash). An optional `fake_agent:`
+//! collector would, and, like the collector, serves every `health_check` (or
+//! `health_check/<name>`) extension listed in `service.extensions` on its `endpoint`
+//! (default `localhost:13133`) and `path` (default `/`; other paths get 404): 200 when
+//! healthy, 503 otherwise; `POST /crash` makes it crash. Two on one port fail as the
+//! collector does ("address already in use"). An optional `fake_agent:`
 //! section makes it misbehave on purpose:
 //!
 //! ```yaml

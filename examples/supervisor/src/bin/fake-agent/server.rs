@@ -68,6 +68,7 @@ fn log_start(settings: &FakeSettings, version: &str) -> std::io::Result<()> {
 
 async fn handle(
     shared: Arc<Shared>,
+    path: Arc<str>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if request.method() == Method::POST && request.uri().path() == "/crash" {
@@ -77,6 +78,11 @@ async fn handle(
             std::process::exit(4);
         });
         return Ok(Response::new(Full::new(Bytes::from_static(b"crashing\n"))));
+    }
+    if request.uri().path() != &*path {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"404 page not found\n")));
+        *response.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(response);
     }
     let settings = shared.settings();
     let warming_up = settings
@@ -102,14 +108,16 @@ async fn handle(
     Ok(response)
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+async fn serve(listener: TcpListener, shared: Arc<Shared>, path: Arc<str>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let shared = Arc::clone(&shared);
+        let path = Arc::clone(&path);
         tokio::spawn(async move {
-            let service = service_fn(move |request| handle(Arc::clone(&shared), request));
+            let service =
+                service_fn(move |request| handle(Arc::clone(&shared), Arc::clone(&path), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -130,13 +138,25 @@ pub(crate) async fn run(
         eprintln!("Error: crash requested: {} exists", path.display());
         return Ok(2);
     }
-    let listener = bind(&settings.health_endpoint)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.health_endpoint))?;
+    let mut listeners = Vec::new();
+    for check in &settings.health_checks {
+        let listener = bind(&check.endpoint).await.map_err(|e| {
+            format!(
+                "extensions.{}: cannot listen on {}: {e}",
+                check.id, check.endpoint
+            )
+        })?;
+        listeners.push((listener, Arc::<str>::from(check.path.as_str())));
+    }
+    let endpoints: Vec<String> = settings
+        .health_checks
+        .iter()
+        .map(|c| format!("{}{}", c.endpoint, c.path))
+        .collect();
     eprintln!(
         "fake-agent {version} started, pid {}, health on {}, config sha256 {}",
         std::process::id(),
-        settings.health_endpoint,
+        endpoints.join(" "),
         settings.sha256
     );
     let crash_after = settings.behaviour.crash_after;
@@ -145,7 +165,9 @@ pub(crate) async fn run(
         started: Instant::now(),
         version,
     });
-    tokio::spawn(serve(listener, Arc::clone(&shared)));
+    for (listener, path) in listeners {
+        tokio::spawn(serve(listener, Arc::clone(&shared), path));
+    }
     let crash = async {
         match crash_after {
             Some(delay) => tokio::time::sleep(delay).await,
@@ -176,12 +198,12 @@ async fn signals(
                 return Ok(3);
             }
             _ = hup.recv() => match crate::settings::FakeSettings::load(&config) {
-                Ok(new) if new.health_endpoint == shared.settings().health_endpoint => {
+                Ok(new) if new.health_checks == shared.settings().health_checks => {
                     eprintln!("fake-agent: configuration reloaded, sha256 {}", new.sha256);
                     *shared.settings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = new;
                 }
                 Ok(_) => {
-                    eprintln!("Error: the health endpoint cannot change on reload");
+                    eprintln!("Error: the health checks cannot change on reload");
                     return Ok(1);
                 }
                 Err(err) => {

@@ -24,10 +24,57 @@ pub(crate) struct Behaviour {
     pub(crate) start_log: Option<PathBuf>,
 }
 
+/// One enabled `health_check` extension: where it listens and the path it answers on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HealthCheck {
+    pub(crate) id: String,
+    pub(crate) endpoint: String,
+    pub(crate) path: String,
+}
+
+/// The health check extensions enabled in `service.extensions` (`health_check` and
+/// `health_check/<name>`), with the collector's defaults (`localhost:13133`, `/`).
+fn health_checks(document: &Value) -> Result<Vec<HealthCheck>, String> {
+    let enabled = yaml::get_path(document, "service.extensions")
+        .and_then(Value::as_sequence)
+        .map(|list| list.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let mut checks = Vec::new();
+    for id in enabled {
+        if id != "health_check" && !id.starts_with("health_check/") {
+            continue;
+        }
+        let section = document
+            .get("extensions")
+            .and_then(|e| e.get(id))
+            .ok_or_else(|| format!("service.extensions: {id} is not configured"))?;
+        let text = |key: &str, default: &str| -> Result<String, String> {
+            match section.get(key) {
+                None | Some(Value::Null) => Ok(default.to_owned()),
+                Some(value) => value
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("extensions.{id}.{key}: expected a string")),
+            }
+        };
+        checks.push(HealthCheck {
+            id: id.to_owned(),
+            endpoint: text("endpoint", "localhost:13133")?,
+            path: text("path", "/")?,
+        });
+    }
+    if checks.is_empty() {
+        return Err(
+            "no health_check extension in service.extensions (the fake agent needs one)".into(),
+        );
+    }
+    Ok(checks)
+}
+
 /// A checked configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct FakeSettings {
-    pub(crate) health_endpoint: String,
+    pub(crate) health_checks: Vec<HealthCheck>,
     pub(crate) behaviour: Behaviour,
     pub(crate) sha256: String,
 }
@@ -53,12 +100,9 @@ impl FakeSettings {
             return Err(format!("fake_agent.fail: {reason}"));
         }
         pipelines::validate(&document).map_err(|e| e.to_string())?;
-        let health_endpoint = yaml::get_path(&document, "extensions.health_check.endpoint")
-            .and_then(Value::as_str)
-            .ok_or("extensions.health_check.endpoint: missing (the fake agent needs it)")?
-            .to_owned();
+        let health_checks = health_checks(&document)?;
         Ok(FakeSettings {
-            health_endpoint,
+            health_checks,
             behaviour,
             sha256,
         })
