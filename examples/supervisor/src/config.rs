@@ -31,6 +31,10 @@
 //!   description:
 //!     identifying_attributes:
 //!       - { key: service.name, string_value: io.opentelemetry.collector }
+//! packages:                                     # with accepts_packages
+//!   require_signature: true                     # the default
+//!   public_keys: ["MCowBQYDK2VwAyEA..."]         # Ed25519, PEM or base64 (see signature)
+//!   public_key_files: [release.pub]
 //! storage:
 //!   directory: data
 //! ```
@@ -50,6 +54,7 @@ use opamp_example_agent::yaml::{self, ConfigError, Value, duration, env::Lookup,
 use serde::Deserialize;
 
 use crate::backoff::BackoffSettings;
+use crate::signature::PublicKey;
 
 /// The default health check URL (the collector's `health_check` extension).
 pub const DEFAULT_HEALTH_CHECK_URL: &str = "http://localhost:13133";
@@ -149,6 +154,74 @@ pub struct StorageSection {
     pub directory: Option<PathBuf>,
 }
 
+/// `packages:` as written.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PackagesSection {
+    /// Refuse packages without a signature that verifies. Default `true`.
+    pub require_signature: Option<bool>,
+    /// Ed25519 public keys, PEM or base64 ([`signature`](crate::signature)).
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    /// Files each holding one such key.
+    #[serde(default)]
+    pub public_key_files: Vec<PathBuf>,
+}
+
+/// How package signatures are checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PackageSettings {
+    /// Refuse packages without a signature that verifies with one of the keys.
+    pub require_signature: bool,
+    /// The keys that sign packages.
+    pub public_keys: Vec<PublicKey>,
+}
+
+impl PackagesSection {
+    fn check(
+        &self,
+        file: &Path,
+        capabilities: AgentCapabilities,
+    ) -> Result<PackageSettings, ConfigError> {
+        let mut public_keys = Vec::new();
+        for (i, text) in self.public_keys.iter().enumerate() {
+            let key = PublicKey::parse(text).map_err(|reason| {
+                ConfigError::invalid(file, format!("packages.public_keys[{i}]"), reason)
+            })?;
+            public_keys.push(key);
+        }
+        for (i, written) in self.public_key_files.iter().enumerate() {
+            let path = yaml::resolve_path(file, written);
+            let key = format!("packages.public_key_files[{i}]");
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                ConfigError::invalid(file, key.clone(), format!("{}: {err}", path.display()))
+            })?;
+            let parsed = PublicKey::parse(&text).map_err(|reason| {
+                ConfigError::invalid(file, key, format!("{}: {reason}", path.display()))
+            })?;
+            public_keys.push(parsed);
+        }
+        let require_signature = self.require_signature.unwrap_or(true);
+        if require_signature
+            && public_keys.is_empty()
+            && capabilities.contains(AgentCapabilities::ACCEPTS_PACKAGES)
+        {
+            return Err(ConfigError::invalid(
+                file,
+                "packages.public_keys",
+                "accepts_packages needs a key to check package signatures (the server can \
+                 offer any URL); or set packages.require_signature: false",
+            ));
+        }
+        Ok(PackageSettings {
+            require_signature,
+            public_keys,
+        })
+    }
+}
+
 /// `supervisor.yaml` as written.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -164,6 +237,9 @@ pub struct SupervisorFile {
     pub capabilities: CapabilitiesSection,
     /// The agent.
     pub agent: AgentSection,
+    /// Package signature checks.
+    #[serde(default)]
+    pub packages: PackagesSection,
     /// Storage.
     #[serde(default)]
     pub storage: StorageSection,
@@ -221,6 +297,8 @@ pub struct SupervisorConfig {
     pub capabilities: AgentCapabilities,
     /// The agent.
     pub agent: AgentSettings,
+    /// Package signature checks.
+    pub packages: PackageSettings,
     /// The storage directory.
     pub storage_dir: PathBuf,
 }
@@ -280,6 +358,7 @@ impl SupervisorFile {
             SUPPORTED_CAPABILITIES,
         )?;
         let agent = self.agent.check(file, "agent")?;
+        let packages = self.packages.check(file, capabilities)?;
         let storage_dir = yaml::resolve_path(
             file,
             self.storage
@@ -293,6 +372,7 @@ impl SupervisorFile {
             heartbeat_interval,
             capabilities,
             agent,
+            packages,
             storage_dir,
         })
     }

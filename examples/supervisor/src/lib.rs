@@ -69,6 +69,7 @@ pub mod own_telemetry;
 pub mod packages;
 pub mod process;
 pub mod remote;
+pub mod signature;
 pub mod state;
 mod supervisor;
 pub mod tail;

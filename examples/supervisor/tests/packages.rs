@@ -12,6 +12,9 @@ use opamp_server::proto::{
 };
 use opamp_server::state::AgentStatus;
 
+/// Packages accepted without signatures (signatures: `package_signatures.rs`).
+const UNSIGNED_PACKAGES: &str = "  accepts_packages: true\n  reports_package_statuses: true\npackages:\n  require_signature: false\n";
+
 const BROKEN: &[u8] = b"#!/bin/sh\necho 'broken build: libfoo.so.3 not found' >&2\nexit 7\n";
 
 fn offer(base_url: &str, path: &str, content: &[u8], version: &str) -> PackagesAvailable {
@@ -50,11 +53,7 @@ async fn package_update_applied_and_bad_package_rolled_back() {
     ]))
     .await;
     let server = TestServer::start().await;
-    let setup = Setup::new(
-        &server.url,
-        "",
-        "  accepts_packages: true\n  reports_package_statuses: true\n",
-    );
+    let setup = Setup::new(&server.url, "", UNSIGNED_PACKAGES);
     let supervisor = setup.start();
     let (conn, _) = server.wait_for("a healthy agent", healthy).await;
     setup

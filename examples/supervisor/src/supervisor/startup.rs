@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use opamp_client::packages::FsPackagesStateProvider;
+use opamp_client::packages::{DownloadSettings, FsPackagesStateProvider};
 use opamp_client::persistence::FileStateStore;
 use opamp_client::proto::AgentCapabilities;
 use opamp_client::{Client, ClientSettings, PackagesSettings};
@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::health::{AgentHealth, HealthProbe};
 use crate::packages::{AgentPackages, InstallRequest};
 use crate::remote::unhex;
+use crate::signature::Ed25519Verifier;
 use crate::state::{PersistedState, StateFile};
 
 /// The state to start from: persisted state, adjusted to the configuration.
@@ -142,7 +143,18 @@ impl Loop {
                 + config.agent.stop_timeout * 2
                 + Duration::from_secs(60);
             let provider = AgentPackages::new(store, storage.join(BIN_DIR), installs, wait);
-            settings = settings.with_packages(PackagesSettings::new(Arc::new(provider)));
+            // Signatures: required unless `packages.require_signature: false`; checked with
+            // the configured keys.
+            let download = DownloadSettings::default()
+                .with_require_signature(config.packages.require_signature);
+            let mut packages =
+                PackagesSettings::new(Arc::new(provider)).with_download_settings(download);
+            if !config.packages.public_keys.is_empty() {
+                packages = packages.with_signature_verifier(Arc::new(Ed25519Verifier::new(
+                    config.packages.public_keys.clone(),
+                )));
+            }
+            settings = settings.with_packages(packages);
         }
         Ok(Client::start(settings, callbacks)?)
     }
