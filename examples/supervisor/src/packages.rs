@@ -63,34 +63,15 @@ impl AgentPackages {
     }
 
     async fn stage(&self, content: &PackageContent) -> Result<PathBuf, PackagesError> {
-        tokio::fs::create_dir_all(&self.bin_dir)
-            .await
-            .map_err(|e| io_error("create", &self.bin_dir, e))?;
+        let source = content.path().to_owned();
+        let dir = self.bin_dir.clone();
         let target = self
             .bin_dir
             .join(format!("agent-{}", hex(content.content_hash())));
-        let tmp = self
-            .bin_dir
-            .join(format!(".agent-{}.tmp", hex(content.content_hash())));
-        tokio::fs::copy(content.path(), &tmp)
+        let staged = target.clone();
+        tokio::task::spawn_blocking(move || stage_executable(&source, &dir, &staged))
             .await
-            .map_err(|e| io_error("copy", &tmp, e))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
-                .await
-                .map_err(|e| io_error("make executable", &tmp, e))?;
-        }
-        let file = tokio::fs::File::open(&tmp)
-            .await
-            .map_err(|e| io_error("open", &tmp, e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| io_error("sync", &tmp, e))?;
-        tokio::fs::rename(&tmp, &target)
-            .await
-            .map_err(|e| io_error("rename", &target, e))?;
+            .map_err(|err| PackagesError::provider(std::io::Error::other(err.to_string())))??;
         Ok(target)
     }
 
@@ -124,6 +105,64 @@ impl AgentPackages {
             }
         }
     }
+}
+
+/// Opens `path` for reading without following a symbolic link at its last component.
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(nix::libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// Copies the package file `source` to the executable `target` in `dir`: through a new
+/// temporary file of `dir` with an unpredictable name, created exclusively (`O_EXCL`: never
+/// an existing file or a symbolic link planted there), filled, made executable and flushed
+/// through its own handle (no path is followed again), then renamed over `target` (a rename
+/// replaces a link at `target`, it does not follow it). The source is opened without
+/// following a link and must be a regular file. On an error the temporary file is removed.
+pub fn stage_executable(source: &Path, dir: &Path, target: &Path) -> Result<(), PackagesError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error("create", dir, e))?;
+    let mut input = open_no_follow(source).map_err(|e| io_error("open", source, e))?;
+    let meta = input.metadata().map_err(|e| io_error("read", source, e))?;
+    if !meta.is_file() {
+        return Err(io_error(
+            "copy",
+            source,
+            std::io::Error::other("not a regular file"),
+        ));
+    }
+    let mut staged = tempfile::Builder::new()
+        .prefix(".agent-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| io_error("create a temporary file in", dir, e))?;
+    let tmp = staged.path().to_owned();
+    std::io::copy(&mut input, staged.as_file_mut()).map_err(|e| io_error("copy to", &tmp, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        staged
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_error("make executable", &tmp, e))?;
+    }
+    staged
+        .as_file()
+        .sync_all()
+        .map_err(|e| io_error("sync", &tmp, e))?;
+    staged
+        .persist(target)
+        .map_err(|e| io_error("rename to", target, e.error))?;
+    #[cfg(unix)]
+    if let Ok(dir_handle) = std::fs::File::open(dir) {
+        let _ = dir_handle.sync_all();
+    }
+    Ok(())
 }
 
 /// Removes the executables of `bin_dir` other than `keep`.

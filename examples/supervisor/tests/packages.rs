@@ -107,3 +107,59 @@ async fn package_update_applied_and_bad_package_rolled_back() {
     supervisor.stop().await;
     server.shutdown().await;
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_a_package_follows_no_planted_link() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let v2 = wrapper_script("v2");
+    let files = FileServer::start(BTreeMap::from([("/otelcol-v2".to_owned(), v2.clone())])).await;
+    let server = TestServer::start().await;
+    let setup = Setup::new(&server.url, "", UNSIGNED_PACKAGES);
+    // Links planted by another local user where the supervisor used to write: the temporary
+    // file's predictable name, and the final name.
+    let victim = setup.path("victim.txt");
+    std::fs::write(&victim, b"precious\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bin_dir = setup.path("data").join("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let hash = common::hex(&sha256(&v2));
+    let planted_tmp = bin_dir.join(format!(".agent-{hash}.tmp"));
+    std::os::unix::fs::symlink(&victim, &planted_tmp).unwrap();
+    let final_name = bin_dir.join(format!("agent-{hash}"));
+    std::os::unix::fs::symlink(&victim, &final_name).unwrap();
+
+    let supervisor = setup.start();
+    let (conn, _) = server.wait_for("a healthy agent", healthy).await;
+    conn.offer_packages(offer(&files.base_url, "/otelcol-v2", &v2, "2.0.0"))
+        .unwrap();
+    server
+        .wait_for("v2 installed", |s| {
+            package_status(s)
+                .is_some_and(|(st, v, _)| st == PackageStatusEnum::Installed as i32 && v == "2.0.0")
+                && healthy(s)
+        })
+        .await;
+    setup
+        .wait_agent("the v2 agent", |b| b["version"] == "v2")
+        .await;
+
+    // The victim was neither written nor made executable.
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious\n");
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // The executable is a regular file of its own, and no temporary file is left.
+    let meta = std::fs::symlink_metadata(&final_name).unwrap();
+    assert!(meta.file_type().is_file(), "{meta:?}");
+    assert_eq!(std::fs::read(&final_name).unwrap(), v2);
+    let left: Vec<String> = std::fs::read_dir(&bin_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") && *n != format!(".agent-{hash}.tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    supervisor.stop().await;
+    server.shutdown().await;
+}
