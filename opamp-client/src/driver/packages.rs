@@ -4,7 +4,7 @@
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use opamp_proto::{AgentCapabilities, PackageStatuses, PackagesAvailable};
+use opamp_proto::{AgentCapabilities, PackageStatusEnum, PackageStatuses, PackagesAvailable};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -50,7 +50,22 @@ impl PackageTask {
             .contains(AgentCapabilities::REPORTS_PACKAGE_STATUSES);
         if reports {
             match syncer.last_reported_statuses().await {
-                Ok(Some(statuses)) => {
+                Ok(Some(mut statuses)) => {
+                    // A sync cut short (the process was killed while a package was pending,
+                    // downloading or installing) never finished: forget the offer's hash, so
+                    // that the server sees a difference and offers the packages again (spec
+                    // §"Packages"); otherwise neither side would ever resume it.
+                    let unfinished = statuses.packages.values().any(|p| {
+                        matches!(
+                            p.status(),
+                            PackageStatusEnum::InstallPending
+                                | PackageStatusEnum::Installing
+                                | PackageStatusEnum::Downloading
+                        )
+                    });
+                    if unfinished {
+                        statuses.server_provided_all_packages_hash = Default::default();
+                    }
                     let _ = shared.state().set_package_statuses(statuses);
                 }
                 Ok(None) => {}
