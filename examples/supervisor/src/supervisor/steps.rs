@@ -23,14 +23,16 @@ impl Loop {
     }
 
     pub(super) async fn run_steps(&mut self, mut work: VecDeque<Step>) {
-        let mut state_changed = false;
         while let Some(step) = work.pop_front() {
             match step {
                 Step::Deploy { desired, rollback } => {
                     self.deploy(desired, rollback, &mut work).await;
                 }
                 Step::Applied { previous, applied } => {
-                    state_changed = true;
+                    // Persisted before the server is told, and before the previous
+                    // executable is removed: a crash in between must not leave a state that
+                    // names a deleted executable or disagrees with what was reported.
+                    self.save_state();
                     tracing::info!(
                         remote_hash = %hex(applied.remote_hash()),
                         executable = %applied.executable.display(),
@@ -54,7 +56,7 @@ impl Loop {
                     candidate,
                     reason,
                 } => {
-                    state_changed = true;
+                    self.save_state();
                     let back_to = match &good.remote {
                         Some(remote) => format!("the remote configuration {}", remote.hash_hex()),
                         None => "the local configuration".into(),
@@ -75,9 +77,6 @@ impl Loop {
                     }
                 }
             }
-        }
-        if state_changed {
-            self.save_state();
         }
     }
 
