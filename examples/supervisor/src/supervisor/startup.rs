@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use opamp_client::packages::FsPackagesStateProvider;
+use opamp_client::packages::{DownloadSettings, FsPackagesStateProvider};
 use opamp_client::persistence::FileStateStore;
 use opamp_client::proto::AgentCapabilities;
 use opamp_client::{Client, ClientSettings, PackagesSettings};
@@ -137,7 +137,12 @@ impl Loop {
                 + config.agent.stop_timeout * 2
                 + Duration::from_secs(60);
             let provider = AgentPackages::new(store, storage.join(BIN_DIR), installs, wait);
-            settings = settings.with_packages(PackagesSettings::new(Arc::new(provider)));
+            // opamp-client requires signed packages by default; the supervisor has no
+            // verifier to configure yet, so it keeps accepting unsigned ones, explicitly.
+            let download = DownloadSettings::default().with_require_signature(false);
+            settings = settings.with_packages(
+                PackagesSettings::new(Arc::new(provider)).with_download_settings(download),
+            );
         }
         Ok(Client::start(settings, callbacks)?)
     }
