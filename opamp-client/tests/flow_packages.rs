@@ -83,11 +83,12 @@ async fn offered_package_is_downloaded_resumed_installed_and_reported() {
             ..Default::default()
         }))
         .await;
-    let statuses = wait_for_status(&server, "agent", PackageStatusEnum::Installed).await;
-    assert_eq!(
-        statuses.server_provided_all_packages_hash.as_ref(),
-        b"all-1"
-    );
+    let mut statuses = wait_for_status(&server, "agent", PackageStatusEnum::Installed).await;
+    // The offer counts as taken (its hash reported) once every package of it is installed,
+    // in the report that follows the last package's.
+    while statuses.server_provided_all_packages_hash.as_ref() != b"all-1" {
+        statuses = wait_for_status(&server, "agent", PackageStatusEnum::Installed).await;
+    }
     assert_eq!(statuses.packages["agent"].agent_has_version, "1.2.3");
     let installed = tokio::fs::read(provider.content_path("agent").unwrap())
         .await
