@@ -578,7 +578,7 @@ impl Model {
             1 => {
                 let result = self.state.set_health(ComponentHealth {
                     status: text("health"),
-                    healthy: n % 2 == 0,
+                    healthy: n.is_multiple_of(2),
                     ..Default::default()
                 });
                 self.setter(Part::Health, result);
@@ -721,9 +721,9 @@ impl Model {
                     self.lose_connection();
                 }
             }
-            12 => self.ws_connect(arg % 4 == 0),
+            12 => self.ws_connect(arg.is_multiple_of(4)),
             13 => self.advance(u64::from(arg) * 20),
-            14 => self.state.set_request_instance_uid(arg % 2 == 0),
+            14 => self.state.set_request_instance_uid(arg.is_multiple_of(2)),
             _ => {
                 self.settle();
                 self.check_nothing_lost();
