@@ -142,3 +142,59 @@ async fn custom_messages_from_the_server_need_the_capability() {
     assert_eq!(messages[0].custom_message, Some(message(3)));
     client.stop().await.unwrap();
 }
+
+/// Answers every custom message from the server with one of its own, awaiting delivery in
+/// the callback (which used to deadlock the client: only the driver, busy running this
+/// callback, can complete the future).
+struct Replier {
+    client: Client,
+    results: std::sync::Arc<std::sync::Mutex<Vec<Result<(), String>>>>,
+}
+
+#[opamp_client::async_trait]
+impl opamp_client::Callbacks for Replier {
+    async fn on_message(&self, msg: opamp_client::MessageData) {
+        if msg.custom_message.is_some() {
+            let result = match self.client.send_custom_message(message(7)) {
+                Ok(sent) => sent.await.map_err(|err| err.to_string()),
+                Err(err) => Err(format!("not queued: {err}")),
+            };
+            self.results.lock().unwrap().push(result);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awaiting_a_custom_message_inside_a_callback_fails_at_once_instead_of_deadlocking() {
+    let server = TestServer::start().await;
+    let results = std::sync::Arc::default();
+    let client = Client::start_with(
+        ClientSettings::new(server.ws_url()).with_custom_capabilities(["io.opentelemetry.pause"]),
+        |client| Replier {
+            client,
+            results: std::sync::Arc::clone(&results),
+        },
+    )
+    .unwrap();
+    server.next_message().await;
+    server
+        .push(Push::Message(ServerToAgent {
+            custom_message: Some(message(3)),
+            ..Default::default()
+        }))
+        .await;
+    common::eventually("the callback returned", || {
+        !results.lock().unwrap().is_empty()
+    })
+    .await;
+    let result = results.lock().unwrap()[0].clone();
+    let expected = Error::WouldDeadlock.to_string();
+    assert_eq!(result, Err(expected));
+    // The message still goes out, and the client still works and stops.
+    let sent = server.next_message().await;
+    assert_eq!(sent.custom_message, Some(message(7)));
+    tokio::time::timeout(common::WAIT, client.stop())
+        .await
+        .expect("stop returns")
+        .unwrap();
+}

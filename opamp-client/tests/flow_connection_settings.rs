@@ -296,3 +296,51 @@ async fn csr_is_generated_sent_and_its_certificate_applied() {
     );
     client.stop().await.unwrap();
 }
+
+/// Issue 14, item 7: the API key configured for our server must not be sent to whatever
+/// endpoint an offer names; the other origin gets only the headers offered with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_headers_are_not_sent_to_an_offered_origin() {
+    let ours = TestServer::start().await;
+    let other = TestServer::start().await;
+    let store = Arc::new(MemoryStateStore::new());
+    let client = Client::start(
+        settings(ours.ws_url(), store)
+            .try_with_header("X-API-Key", "secret-key")
+            .unwrap(),
+        Recording::default(),
+    )
+    .unwrap();
+    let Seen::Upgrade { headers, .. } = ours
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(headers["x-api-key"], "secret-key");
+    ours.next_message().await;
+
+    let bare = ServerToAgent {
+        connection_settings: Some(ConnectionSettingsOffers {
+            hash: b"elsewhere".to_vec().into(),
+            opamp: Some(OpAmpConnectionSettings {
+                destination_endpoint: other.ws_url(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    ours.push(Push::Message(bare)).await;
+    let Seen::Upgrade { headers, .. } = other
+        .next_matching(|s| matches!(s, Seen::Upgrade { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert!(
+        headers.get("x-api-key").is_none(),
+        "the API key leaked to another origin: {headers:?}"
+    );
+    client.stop().await.unwrap();
+}

@@ -171,3 +171,59 @@ async fn http_offered_zero_polls_at_the_configured_interval() {
     }
     client.stop().await.unwrap();
 }
+
+/// Refuses every OpAMP connection settings offer.
+struct Refuser;
+
+#[opamp_client::async_trait]
+impl opamp_client::Callbacks for Refuser {
+    async fn on_opamp_connection_settings(
+        &self,
+        _settings: &OpAmpConnectionSettings,
+    ) -> Result<(), opamp_client::CallbackError> {
+        Err("not today".into())
+    }
+}
+
+/// An Agent that accepts connection settings takes the offered interval only with the offer
+/// (issue 17, item 5): an offer it refuses (reported FAILED) leaves the interval alone, and
+/// one it accepts applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offered_interval_applies_only_when_the_offer_is_accepted() {
+    let caps = AgentCapabilities::REPORTS_HEARTBEAT
+        | AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS
+        | AgentCapabilities::REPORTS_CONNECTION_SETTINGS_STATUS;
+    let settings = |server: &TestServer| {
+        ClientSettings::new(server.ws_url())
+            .with_capabilities(caps)
+            .with_heartbeat_interval(Duration::from_secs(600))
+    };
+
+    let server = TestServer::start().await;
+    let client = Client::start(settings(&server), Refuser).unwrap();
+    server.next_message().await;
+    server.push(Push::Message(offer(1))).await;
+    let report = server.next_message().await;
+    let status = report.connection_settings_status.expect("a status report");
+    assert_eq!(
+        status.status(),
+        opamp_client::proto::ConnectionSettingsStatuses::Failed
+    );
+    // At the refused 1 s there would be heartbeats now.
+    server.assert_quiet(Duration::from_millis(2500)).await;
+    client.stop().await.unwrap();
+
+    let server = TestServer::start().await;
+    let client = Client::start(settings(&server), Recording::default()).unwrap();
+    server.next_message().await;
+    server.push(Push::Message(offer(1))).await;
+    let report = server.next_message().await;
+    assert_eq!(
+        report.connection_settings_status.unwrap().status(),
+        opamp_client::proto::ConnectionSettingsStatuses::Applied
+    );
+    tokio::time::timeout(Duration::from_secs(5), server.next_message())
+        .await
+        .expect("accepted: heartbeats every second");
+    client.stop().await.unwrap();
+}

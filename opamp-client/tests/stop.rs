@@ -130,3 +130,63 @@ async fn stop_from_a_callback_does_not_deadlock() {
         .expect("stop hangs")
         .unwrap();
 }
+
+/// A listener that accepts TCP connections and never answers (a black hole). Returns its
+/// address and a counter of accepted connections.
+async fn black_hole() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (addr, accepted)
+}
+
+/// Issue 17, item 6: `stop()` while offered connection settings are on trial against an
+/// endpoint that accepts TCP and never answers the upgrade returned only after the connect
+/// timeout (30 s by default); it returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_during_a_connection_settings_trial_returns_promptly() {
+    use opamp_client::proto::{
+        AgentCapabilities, ConnectionSettingsOffers, OpAmpConnectionSettings, ServerToAgent,
+    };
+    let server = TestServer::start().await;
+    let (hole, accepted) = black_hole().await;
+    let client = Client::start(
+        ClientSettings::new(server.ws_url())
+            .with_capabilities(AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS),
+        Recording::default(),
+    )
+    .unwrap();
+    server.next_message().await;
+    server
+        .push(common::Push::Message(ServerToAgent {
+            connection_settings: Some(ConnectionSettingsOffers {
+                hash: vec![1].into(),
+                opamp: Some(OpAmpConnectionSettings {
+                    destination_endpoint: format!("ws://{hole}/v1/opamp"),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .await;
+    common::eventually("the trial connection", || {
+        accepted.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), client.stop())
+        .await
+        .expect("stop waited for the connect timeout")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(!client.is_running());
+}

@@ -16,6 +16,7 @@
 
 mod error;
 mod manager;
+mod origin;
 mod params;
 mod tls;
 mod validate;
@@ -27,6 +28,7 @@ pub use manager::{
     Candidate, CandidateOutcome, ConnectionSettingsManager, ConnectionSettingsSnapshot,
     DEFAULT_MAX_CANDIDATE_ATTEMPTS, OfferDecision, StoredStatus,
 };
+pub(crate) use origin::same_origin;
 pub use params::{
     ClientCertificate, MergeOptions, OpampConnectionParams, ProxyParams, TlsParams, TlsVersion,
 };
