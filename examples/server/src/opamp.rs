@@ -11,6 +11,7 @@ use opamp_server::{
 
 use crate::auth::AgentAuth;
 use crate::fleet::Fleet;
+use crate::logsafe::Untrusted;
 
 /// Admission: an agent without an accepted API key gets `401 Unauthorized` (spec
 /// §"Authentication").
@@ -60,6 +61,6 @@ impl ConnectionCallbacks for FleetConnection {
     }
 
     async fn on_read_message_error(&self, conn: &Connection, error: &opamp_server::Error) {
-        tracing::warn!(conn = conn.id(), remote = ?conn.remote_addr(), %error, "unusable message from agent");
+        tracing::warn!(conn = conn.id(), remote = ?conn.remote_addr(), error = %Untrusted(&error.to_string()), "unusable message from agent");
     }
 }

@@ -81,7 +81,7 @@ impl From<FleetError> for ApiError {
             _ => "internal",
         };
         if status.is_server_error() {
-            tracing::error!(error = %e, "API request failed");
+            tracing::error!(error = %crate::logsafe::Untrusted(&e.to_string()), "API request failed");
         }
         Self {
             status,

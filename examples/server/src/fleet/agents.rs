@@ -6,6 +6,7 @@ use opamp_server::{Connection, TransportKind};
 
 use super::{Dirty, Fleet, LiveConn, State};
 use crate::agent::{AgentRecord, ConnectionFacts};
+use crate::logsafe::Untrusted;
 use crate::now_ms;
 use crate::rollout::ReportedStatus;
 
@@ -110,7 +111,7 @@ impl Fleet {
             && let Some(st) = &agent.remote_config_status
         {
             {
-                tracing::info!(agent = %uid, hash = %st.hash, status = ?st.status, error = %st.error, "remote config status");
+                tracing::info!(agent = %uid, hash = %Untrusted(&st.hash), status = ?st.status, error = %Untrusted(&st.error), "remote config status");
                 if st.status == ReportedStatus::Failed {
                     // The configuration that failed is the one this connection was offered
                     // (an agent that rolled back may report its previous hash).

@@ -30,6 +30,7 @@ use crate::audit::AuditEntry;
 use crate::certs::ClientCertIssuer;
 use crate::configs::NamedConfig;
 use crate::error::FleetError;
+use crate::logsafe::Untrusted;
 use crate::metrics::Metrics;
 use crate::rollout::Rollout;
 use crate::store::Store;
@@ -216,11 +217,12 @@ impl Fleet {
     /// Appends to the audit log and announces it.
     pub(crate) async fn audit(&self, entry: AuditEntry) -> Result<(), FleetError> {
         tracing::info!(
-            actor = %entry.actor,
-            action = %entry.action,
-            target = %entry.target,
-            old_hash = entry.old_hash.as_deref().unwrap_or("-"),
-            new_hash = entry.new_hash.as_deref().unwrap_or("-"),
+            actor = %Untrusted(&entry.actor),
+            action = %Untrusted(&entry.action),
+            target = %Untrusted(&entry.target),
+            old_hash = %Untrusted(entry.old_hash.as_deref().unwrap_or("-")),
+            new_hash = %Untrusted(entry.new_hash.as_deref().unwrap_or("-")),
+            details = %Untrusted(&entry.details),
             "audit"
         );
         self.store.append_audit(&entry).await?;

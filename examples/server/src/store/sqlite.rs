@@ -152,7 +152,7 @@ impl SqliteStore {
                 Ok(doc) => out.push(doc),
                 // One damaged row must not keep the server from starting.
                 Err(source) => {
-                    tracing::error!(table, key, error = %source, "store: skipping unreadable row")
+                    tracing::error!(table, key = %crate::logsafe::Untrusted(&key), error = %source, "store: skipping unreadable row")
                 }
             }
         }

@@ -1,0 +1,135 @@
+//! Issue 14 (fleet server): what an agent holding a key, or a web page the admin visits, must
+//! not be able to do. Every test runs on real sockets.
+
+mod common;
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use common::{AgentSpec, Api, TestAgent, WAIT, eventually, start};
+use opamp_proto::{
+    AgentCapabilities, AgentToServer, InstanceUid, RemoteConfigStatus, RemoteConfigStatuses,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One HTTP/1.1 exchange written by hand (forged `Host`, browser headers), on a fresh
+/// connection. Returns the status, the response head (lower-case) and the body.
+async fn http(addr: std::net::SocketAddr, head: &str, body: &str) -> (u16, String, String) {
+    let mut tcp = tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let req = format!(
+        "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("answer in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (resp_head, resp_body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = resp_head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, resp_head.to_ascii_lowercase(), resp_body.to_owned())
+}
+
+// ---------------- logging of agent strings ----------------
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of this test binary, captured (installed once, global: server tasks run on every
+/// worker thread).
+fn captured_log() -> &'static Captured {
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Captured::default();
+        let writer = log.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .init();
+        log
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_strings_are_logged_escaped() {
+    let log = captured_log();
+    let handle = start(":memory:").await;
+    let api = Api::new(&handle);
+    let (conn, _) = opamp_transport::ws::connect(
+        &handle.opamp_ws_url(),
+        &opamp_transport::ws::WsConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (mut tx, _rx) = conn.split();
+    let uid = InstanceUid::new_v7();
+    let forged = "bad\n2026-12-02T00:00:00.000000Z  INFO opamp_fleet_server::fleet: audit actor=admin action=agent.forget FORGED\r\u{1b}[2J\u{1b}]0;owned\u{7}";
+    tx.send(&AgentToServer {
+        instance_uid: uid.to_bytes(),
+        sequence_num: 1,
+        capabilities: (AgentCapabilities::REPORTS_STATUS
+            | AgentCapabilities::REPORTS_REMOTE_CONFIG)
+            .bits(),
+        remote_config_status: Some(RemoteConfigStatus {
+            last_remote_config_hash: vec![1, 2, 3].into(),
+            status: RemoteConfigStatuses::Failed as i32,
+            error_message: forged.into(),
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let path = format!("/api/agents/{uid}");
+    eventually("the agent's status", || async {
+        let (status, v) = api.call("GET", &path, None).await;
+        (status == 200 && v["remote_config_status"]["error"] == forged).then_some(())
+    })
+    .await;
+    let text = eventually("the status in the log", || async {
+        let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+        text.contains("remote config status").then_some(text)
+    })
+    .await;
+    let line = text
+        .lines()
+        .find(|l| l.contains("remote config status"))
+        .unwrap();
+    assert!(line.contains(r"bad\n2026-12-02"), "{line}");
+    assert!(line.contains(r"FORGED\r\u{1b}[2J"), "{line}");
+    for l in text.lines() {
+        assert!(
+            !l.contains("FORGED") || l.contains("remote config status"),
+            "forged line: {l}"
+        );
+    }
+    assert!(
+        !text.contains('\u{1b}'),
+        "a terminal escape reached the log"
+    );
+    assert!(
+        !text.contains('\u{7}'),
+        "a control character reached the log"
+    );
+    handle.shutdown().await;
+}
+
