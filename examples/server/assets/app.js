@@ -28,7 +28,9 @@ function fill(id, ...children) {
 }
 
 async function api(method, path, body) {
-  const opts = { method, headers: {} };
+  // X-Requested-With: a header no page of another origin can send here (the server refuses
+  // state-changing requests without same-origin evidence, see src/api/guard.rs).
+  const opts = { method, headers: { 'X-Requested-With': 'opamp-fleet-dashboard' }, credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -365,7 +367,7 @@ function agentPage(uid) {
     }));
     fill('ident', kvTable(a.identifying));
     fill('nonident', kvTable(a.non_identifying));
-    fill('health', a.health ? h('ul', { class: 'tree', style: 'padding-left:0' }, healthTree('', a.health)) : h('p', { class: 'muted' }, 'not reported'));
+    fill('health', a.health ? h('ul', { class: 'tree tree-root' }, healthTree('', a.health)) : h('p', { class: 'muted' }, 'not reported'));
     const st = a.remote_config_status;
     const offered = a.offered;
     fill('remote', kvTable({

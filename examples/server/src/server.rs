@@ -165,7 +165,9 @@ impl FleetServer {
         ));
 
         let (stop, stop_rx) = watch::channel(false);
-        let router = crate::api::router(Arc::clone(&fleet), admin_auth);
+        let demo = admin_auth.is_open();
+        let router = crate::api::guard::Guard::new(http_addr, demo)
+            .wrap(crate::api::router(Arc::clone(&fleet), admin_auth));
         let http_task = match http_acceptor {
             None => {
                 let mut rx = stop_rx.clone();

@@ -113,6 +113,17 @@ async fn dashboard_shows_agents_and_pushes_configs() {
     .await;
     s.screenshot(&shots.join("opamp-fleet-agent.png")).await;
 
+    // Actions without a body go through the CSRF guard (same-origin requests of the page).
+    s.click("#action-full-state").await;
+    eventually("full state requested", || async {
+        api.get("/api/audit").await["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "agent.full_state")
+            .then_some(())
+    })
+    .await;
     // A bad YAML is refused on the page; nothing reaches the agent or the audit log.
     let audit_before = api.get("/api/audit").await["entries"]
         .as_array()

@@ -133,3 +133,162 @@ async fn agent_strings_are_logged_escaped() {
     handle.shutdown().await;
 }
 
+// ---------------- CSRF and DNS rebinding ----------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_requests_and_foreign_hosts_are_refused() {
+    let handle = start(":memory:").await;
+    let addr = handle.http_addr();
+    let api = Api::new(&handle);
+    let agent = TestAgent::ws(
+        &handle.opamp_ws_url(),
+        AgentSpec::new(&[("service.name", "a")]),
+    )
+    .await
+    .unwrap();
+    let uid = agent.uid();
+    eventually("agent", || async {
+        (api.get("/api/summary").await["total"] == 1).then_some(())
+    })
+    .await;
+    let host = format!("Host: {addr}");
+    let restart = format!("POST /api/agents/{uid}/restart HTTP/1.1\r\n{host}");
+
+    // What a page on another origin can make a browser send: a form post (the browser adds
+    // Origin and Sec-Fetch-Site), a no-cors fetch, an old browser's bare form post.
+    let forged = [
+        "\r\nOrigin: http://evil.example\r\nSec-Fetch-Site: cross-site\r\nContent-Type: application/x-www-form-urlencoded",
+        "\r\nOrigin: http://evil.example\r\nContent-Type: text/plain;charset=UTF-8",
+        "\r\nOrigin: null\r\nContent-Type: multipart/form-data; boundary=x",
+        "\r\nSec-Fetch-Site: same-site",
+        "\r\nContent-Type: application/x-www-form-urlencoded",
+        "",
+    ];
+    for extra in forged {
+        let (status, head, body) = http(addr, &format!("{restart}{extra}"), "").await;
+        assert_eq!(status, 403, "{extra:?}: {head}{body}");
+        assert!(body.contains("cross_origin"), "{body}");
+    }
+    let (status, _, body) = http(
+        addr,
+        &format!(
+            "DELETE /api/agents/{uid}/config HTTP/1.1\r\n{host}\r\nOrigin: http://evil.example"
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(agent.restarts(), 0, "a forged request restarted the agent");
+    assert_eq!(
+        api.get("/api/audit").await["entries"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing in the audit log"
+    );
+
+    // The dashboard's own requests, and programs, go through.
+    for extra in [
+        format!("\r\nOrigin: http://{addr}\r\nSec-Fetch-Site: same-origin"),
+        format!("\r\nOrigin: http://{addr}"),
+        "\r\nX-Requested-With: curl".to_owned(),
+    ] {
+        let (status, head, body) = http(addr, &format!("{restart}{extra}"), "").await;
+        assert_eq!(status, 200, "{extra:?}: {head}{body}");
+    }
+    eventually("three restarts", || async {
+        (agent.restarts() == 3).then_some(())
+    })
+    .await;
+
+    // DNS rebinding: demo mode answers only to its own names, reads included.
+    for bad in [
+        "evil.example".to_owned(),
+        format!("evil.example:{}", addr.port()),
+        format!("localhost:{}", addr.port() ^ 1),
+    ] {
+        let (status, _, body) = http(
+            addr,
+            &format!("GET /api/agents HTTP/1.1\r\nHost: {bad}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 403, "{bad}: {body}");
+        assert!(body.contains("host_not_allowed"), "{body}");
+        assert!(!body.contains(&uid), "{body}");
+    }
+    for good in [addr.to_string(), format!("localhost:{}", addr.port())] {
+        let (status, _, body) = http(
+            addr,
+            &format!("GET /api/agents HTTP/1.1\r\nHost: {good}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{good}: {body}");
+    }
+    agent.stop().await;
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_credentials_any_host_is_served_but_csrf_still_refused() {
+    let config = common::config(":memory:").with_admin("admin", Some("pw".into()));
+    let handle = opamp_fleet_server::FleetServer::start(config)
+        .await
+        .unwrap();
+    let addr = handle.http_addr();
+    // Basic credentials a browser would add by itself to a cross-site form post.
+    let basic = "Authorization: Basic YWRtaW46cHc=";
+    let (status, _, body) = http(
+        addr,
+        &format!("GET /api/summary HTTP/1.1\r\nHost: fleet.example.com\r\n{basic}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = http(
+        addr,
+        &format!(
+            "POST /api/configs/x/rollout/pause HTTP/1.1\r\nHost: fleet.example.com\r\n{basic}\r\nOrigin: https://evil.example\r\nContent-Type: text/plain"
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    // Same origin: reaches the handler (404: no such configuration).
+    let (status, _, body) = http(
+        addr,
+        &format!(
+            "POST /api/configs/x/rollout/pause HTTP/1.1\r\nHost: fleet.example.com\r\n{basic}\r\nOrigin: http://fleet.example.com"
+        ),
+        "",
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_responses_carry_hardening_headers() {
+    let handle = start(":memory:").await;
+    let addr = handle.http_addr();
+    for path in ["/", "/assets/app.js", "/api/summary", "/api/nope"] {
+        let (status, head, _) =
+            http(addr, &format!("GET {path} HTTP/1.1\r\nHost: {addr}"), "").await;
+        assert!(status == 200 || status == 404, "{path}: {head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'; script-src 'self'"),
+            "{path}: {head}"
+        );
+        assert!(head.contains("frame-ancestors 'none'"), "{path}: {head}");
+        assert!(head.contains("x-frame-options: deny"), "{path}: {head}");
+        assert!(
+            head.contains("x-content-type-options: nosniff"),
+            "{path}: {head}"
+        );
+    }
+    handle.shutdown().await;
+}
+

@@ -8,6 +8,7 @@
 mod agents;
 mod configs;
 mod events;
+pub(crate) mod guard;
 
 use std::sync::Arc;
 
