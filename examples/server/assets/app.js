@@ -240,6 +240,13 @@ function agentPage(uid) {
         h('div', { class: 'panel' }, h('h3', {}, 'Available components'), h('div', { id: 'components' })),
         h('div', { class: 'panel' }, h('h3', {}, 'Custom messages received'), h('div', { id: 'custom-in' }))),
       h('div', {},
+        h('div', { class: 'panel' }, h('h3', {}, 'Operator labels (trusted)'),
+          h('p', { class: 'muted' }, 'Set here, never by the agent; selectors match them as label:KEY.'),
+          h('div', { id: 'labels' }),
+          h('div', { class: 'row' },
+            h('input', { id: 'labels-input', size: 40, placeholder: 'environment=prod, region=eu' }),
+            h('button', { id: 'labels-save', onclick: saveLabels }, 'Save labels')),
+          h('div', { id: 'labels-error', class: 'error' })),
         h('div', { class: 'panel' }, h('h3', {}, 'Remote configuration'), h('div', { id: 'remote' })),
         h('div', { class: 'panel' }, h('h3', {}, 'Push a configuration to this agent'),
           h('div', { class: 'row' },
@@ -285,6 +292,17 @@ function agentPage(uid) {
   }
   async function act(method, path, body, done) {
     try { await api(method, '/agents/' + enc + path, body); toast(done); await refresh(); } catch (e) { toast('Error: ' + e.message); throw e; }
+  }
+  async function saveLabels() {
+    fill('labels-error');
+    const labels = {};
+    for (const part of document.getElementById('labels-input').value.split(',')) {
+      if (!part.trim()) continue;
+      const i = part.indexOf('=');
+      if (i < 0) { fill('labels-error', 'Not saved: write key=value pairs separated by commas'); return; }
+      labels[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+    }
+    try { await act('PUT', '/labels', { labels }, 'Labels saved'); } catch (e) { fill('labels-error', 'Not saved: ' + e.message); }
   }
   async function clearOverride() { await act('DELETE', '/config', undefined, 'Agent configuration removed').catch(() => {}); }
   async function retry() { await act('POST', '/config/retry', undefined, 'Failed configurations will be offered again').catch(() => {}); }
@@ -365,6 +383,11 @@ function agentPage(uid) {
       'Capabilities': (a.capability_names || []).join(', '),
       'Custom capabilities': (a.custom_capabilities || []).join(', ') || '—',
     }));
+    fill('labels', kvTable(a.labels));
+    if (!refresh.labelsShown) {
+      refresh.labelsShown = true;
+      document.getElementById('labels-input').value = Object.entries(a.labels || {}).map(([k, v]) => k + '=' + v).join(', ');
+    }
     fill('ident', kvTable(a.identifying));
     fill('nonident', kvTable(a.non_identifying));
     fill('health', a.health ? h('ul', { class: 'tree tree-root' }, healthTree('', a.health)) : h('p', { class: 'muted' }, 'not reported'));

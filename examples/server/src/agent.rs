@@ -293,6 +293,10 @@ pub struct AgentRecord {
     pub failed_hashes: BTreeSet<String>,
     /// Recent custom messages from the agent.
     pub custom_messages: VecDeque<CustomMessageView>,
+    /// Operator labels: set on the agent page or through the API, never by the agent.
+    /// Selectors see them as `label:KEY` (see [`crate::selector`]).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl AgentRecord {
@@ -310,11 +314,20 @@ impl AgentRecord {
         AgentCapabilities::from_bits(self.capabilities)
     }
 
-    /// Identifying and non-identifying attributes together (identifying wins), the input of
-    /// label selectors.
+    /// What label selectors match: the agent's identifying and non-identifying attributes
+    /// together (identifying wins), and the operator labels as `label:KEY`. An attribute the
+    /// agent reports under a `label:` key is left out, so only the operator sets those.
     pub fn attributes(&self) -> BTreeMap<String, String> {
-        let mut all = self.non_identifying.clone();
-        all.extend(self.identifying.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let reported = self.non_identifying.iter().chain(&self.identifying);
+        let mut all: BTreeMap<String, String> = reported
+            .filter(|(k, _)| !k.starts_with(crate::selector::LABEL_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.extend(
+            self.labels
+                .iter()
+                .map(|(k, v)| (format!("{}{k}", crate::selector::LABEL_PREFIX), v.clone())),
+        );
         all
     }
 

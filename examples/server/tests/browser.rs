@@ -124,6 +124,17 @@ async fn dashboard_shows_agents_and_pushes_configs() {
             .then_some(())
     })
     .await;
+    // Operator labels set on the page.
+    s.type_into("#labels-input", "environment=prod, team=obs")
+        .await;
+    s.click("#labels-save").await;
+    s.wait_text("#labels", "labels", |t| {
+        t.contains("team") && t.contains("obs")
+    })
+    .await;
+    let v = api.get(&format!("/api/agents/{}", spec.uid())).await;
+    assert_eq!(v["labels"]["environment"], "prod", "{v}");
+
     // A bad YAML is refused on the page; nothing reaches the agent or the audit log.
     let audit_before = api.get("/api/audit").await["entries"]
         .as_array()

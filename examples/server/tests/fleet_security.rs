@@ -292,3 +292,99 @@ async fn dashboard_responses_carry_hardening_headers() {
     handle.shutdown().await;
 }
 
+// ---------------- trusted operator labels ----------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_operator_labels_select_a_protected_configuration() {
+    let handle = start(":memory:").await;
+    let api = Api::new(&handle);
+    let (status, v) = api
+        .call(
+            "POST",
+            "/api/configs",
+            Some(serde_json::json!({
+                "name": "prod-eu",
+                "selector": "label:environment=prod,label:region=eu",
+                "files": { "": { "content_type": "text/yaml", "body": "exporters:\n  otlp:\n    headers: {api-key: s3cret}\n" } },
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    // The attacker claims the attributes, and the reserved keys as well.
+    let agent = TestAgent::ws(
+        &handle.opamp_ws_url(),
+        AgentSpec::new(&[
+            ("service.name", "claims-prod"),
+            ("environment", "prod"),
+            ("region", "eu"),
+            ("label:environment", "prod"),
+            ("label:region", "eu"),
+        ]),
+    )
+    .await
+    .unwrap();
+    let uid = agent.uid();
+    let path = format!("/api/agents/{uid}");
+    eventually("agent", || async {
+        let (s, v) = api.call("GET", &path, None).await;
+        (s == 200 && v["identifying"]["service.name"] == "claims-prod").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let v = api.get(&path).await;
+    assert!(v["assigned_config"].is_null(), "{v}");
+    assert_eq!(
+        agent.configs_received(),
+        0,
+        "the agent chose its configuration"
+    );
+    assert_eq!(api.get("/api/assignments").await, serde_json::json!({}));
+
+    // Bad labels are refused, nothing changes.
+    for bad in [
+        serde_json::json!({ "labels": { "env ironment": "prod" } }),
+        serde_json::json!({ "labels": { "environment": "prod,region=eu" } }),
+        serde_json::json!({ "labels": { "label:environment": "prod" } }),
+        serde_json::json!({ "nope": {} }),
+    ] {
+        let (status, v) = api
+            .call("PUT", &format!("{path}/labels"), Some(bad.clone()))
+            .await;
+        assert!(status == 400 || status == 422, "{bad}: {status} {v}");
+    }
+    assert_eq!(agent.configs_received(), 0);
+
+    // The operator labels it: now it gets the configuration, and the audit log says who.
+    let (status, v) = api
+        .call(
+            "PUT",
+            &format!("{path}/labels"),
+            Some(serde_json::json!({ "labels": { "environment": "prod", "region": "eu" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    eventually("the protected configuration", || async {
+        (agent.configs_received() == 1).then_some(())
+    })
+    .await;
+    let v = api.get(&path).await;
+    assert_eq!(v["assigned_config"], "prod-eu", "{v}");
+    assert_eq!(v["labels"]["environment"], "prod", "{v}");
+    let audit = api.get("/api/audit").await;
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "agent.labels.set" && e["target"] == uid.as_str()),
+        "{audit}"
+    );
+    // The list filter sees the labels under the same names.
+    let list = api
+        .get("/api/agents?selector=label:environment%3Dprod")
+        .await;
+    assert_eq!(list["agents"].as_array().unwrap().len(), 1, "{list}");
+    agent.stop().await;
+    handle.shutdown().await;
+}
+

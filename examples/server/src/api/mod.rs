@@ -171,6 +171,10 @@ pub(crate) fn router(fleet: Arc<Fleet>, auth: Arc<AdminAuth>) -> Router {
             axum::routing::put(agents::set_config).delete(agents::clear_config),
         )
         .route("/agents/{uid}/config/retry", post(agents::retry_config))
+        .route(
+            "/agents/{uid}/labels",
+            axum::routing::put(agents::set_labels),
+        )
         .route("/agents/{uid}/restart", post(agents::restart))
         .route("/agents/{uid}/full-state", post(agents::full_state))
         .route(

@@ -8,6 +8,7 @@
 mod actions;
 mod agents;
 mod configs;
+mod labels;
 mod reconcile;
 mod views;
 
@@ -16,6 +17,7 @@ pub use actions::{
     MAX_HEARTBEAT_SECONDS, OpampSettingsRequest, TelemetryRequest,
 };
 pub use configs::{ConfigInput, MAX_CONFIGS};
+pub use labels::{MAX_LABELS, validate_labels};
 pub use views::{AgentDetail, AgentFilter, AgentSummary, FleetSummary, MAX_LIST};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
