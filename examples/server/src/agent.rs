@@ -331,6 +331,12 @@ impl AgentRecord {
         all
     }
 
+    /// True if the record holds something an operator set (its own configuration or
+    /// labels): such a record is never forgotten to make room for another agent.
+    pub fn holds_operator_state(&self) -> bool {
+        self.override_config.is_some() || !self.labels.is_empty()
+    }
+
     /// Health of the whole agent, if reported.
     pub fn healthy(&self) -> Option<bool> {
         self.health.as_ref().map(|h| h.healthy)

@@ -50,6 +50,10 @@ impl ConnectionCallbacks for FleetConnection {
         conn: &Connection,
         message: &AgentToServer,
     ) -> Option<ServerToAgent> {
+        // A new instance UID over the limits is refused, not recorded.
+        if let Some(refusal) = self.fleet.admit(conn).await {
+            return Some(refusal);
+        }
         // Offers are made on `conn` by the fleet; the SDK merges them into its reply.
         self.fleet.agent_message(conn, message).await;
         None

@@ -124,6 +124,7 @@ impl FleetServer {
                 FleetOptions {
                     max_agents: config.max_agents,
                     public_opamp_url: config.public_opamp_url.clone(),
+                    new_agents_per_minute: config.new_agents_per_minute,
                 },
                 issuer,
             )

@@ -115,6 +115,9 @@ struct Cli {
     /// OpAMP URL offered to agents in connection settings [default: from --opamp-addr].
     #[arg(long)]
     public_opamp_url: Option<String>,
+    /// New instance UIDs admitted per minute from one address; 0: unlimited [default: 600].
+    #[arg(long)]
+    new_agents_per_minute: Option<u32>,
 }
 
 /// The same keys as [`Cli`], read from a TOML file.
@@ -142,6 +145,7 @@ struct FileConfig {
     max_agents: Option<usize>,
     max_message_size: Option<usize>,
     public_opamp_url: Option<String>,
+    new_agents_per_minute: Option<u32>,
 }
 
 /// A certificate chain and its key, as PEM files.
@@ -193,6 +197,9 @@ pub struct FleetConfig {
     pub max_message_size: usize,
     /// OpAMP URL offered in connection settings; default derived from the listen address.
     pub public_opamp_url: Option<String>,
+    /// New instance UIDs admitted per minute from one source address (0: unlimited).
+    /// Default 600.
+    pub new_agents_per_minute: u32,
 }
 
 impl Default for FleetConfig {
@@ -215,6 +222,7 @@ impl Default for FleetConfig {
             max_agents: 10_000,
             max_message_size: 4 * 1024 * 1024,
             public_opamp_url: None,
+            new_agents_per_minute: 600,
         }
     }
 }
@@ -240,6 +248,7 @@ impl fmt::Debug for FleetConfig {
             .field("max_agents", &self.max_agents)
             .field("max_message_size", &self.max_message_size)
             .field("public_opamp_url", &self.public_opamp_url)
+            .field("new_agents_per_minute", &self.new_agents_per_minute)
             .finish()
     }
 }
@@ -325,6 +334,10 @@ impl FleetConfig {
                 .or(file.max_message_size)
                 .unwrap_or(d.max_message_size),
             public_opamp_url: cli.public_opamp_url.or(file.public_opamp_url),
+            new_agents_per_minute: cli
+                .new_agents_per_minute
+                .or(file.new_agents_per_minute)
+                .unwrap_or(d.new_agents_per_minute),
         })
     }
 
@@ -429,6 +442,13 @@ impl FleetConfig {
     #[must_use]
     pub fn with_max_agents(mut self, max_agents: usize) -> Self {
         self.max_agents = max_agents;
+        self
+    }
+
+    /// Sets [`FleetConfig::new_agents_per_minute`].
+    #[must_use]
+    pub fn with_new_agents_per_minute(mut self, n: u32) -> Self {
+        self.new_agents_per_minute = n;
         self
     }
 

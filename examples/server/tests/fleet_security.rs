@@ -388,3 +388,122 @@ async fn only_operator_labels_select_a_protected_configuration() {
     handle.shutdown().await;
 }
 
+// ---------------- registry floods ----------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_new_uids_never_evicts_operator_state() {
+    let config = common::config(":memory:").with_max_agents(2);
+    let handle = opamp_fleet_server::FleetServer::start(config)
+        .await
+        .unwrap();
+    let api = Api::new(&handle);
+    let url = handle.opamp_ws_url();
+    let known = |uid: String| {
+        let api = &api;
+        async move { api.call("GET", &format!("/api/agents/{uid}"), None).await.0 == 200 }
+    };
+    let offline = |uid: String| {
+        let api = &api;
+        async move {
+            let (s, v) = api.call("GET", &format!("/api/agents/{uid}"), None).await;
+            (s == 200 && v["status"] == "offline").then_some(())
+        }
+    };
+    // The operator labels agent A, which then goes offline first (the longest offline).
+    let a = TestAgent::ws(&url, AgentSpec::new(&[("service.name", "a")]))
+        .await
+        .unwrap();
+    let a_uid = a.uid();
+    eventually("A", || async { known(a_uid.clone()).await.then_some(()) }).await;
+    let (status, v) = api
+        .call(
+            "PUT",
+            &format!("/api/agents/{a_uid}/labels"),
+            Some(serde_json::json!({ "labels": { "owner": "ops" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    a.stop().await;
+    eventually("A offline", || offline(a_uid.clone())).await;
+    // A flood of new UIDs, one after the other.
+    for i in 0..4 {
+        let x = TestAgent::ws(&url, AgentSpec::new(&[("service.name", "flood")]))
+            .await
+            .unwrap();
+        let uid = x.uid();
+        eventually("flood agent", || async {
+            known(uid.clone()).await.then_some(())
+        })
+        .await;
+        x.stop().await;
+        eventually("flood agent offline", || offline(uid.clone())).await;
+        let v = api.get(&format!("/api/agents/{a_uid}")).await;
+        assert_eq!(v["labels"]["owner"], "ops", "round {i}: {v}");
+    }
+    assert_eq!(api.get("/api/summary").await["total"], 2);
+    handle.shutdown().await;
+}
+
+/// Connects a raw WebSocket agent with a fresh UID and returns the server's first answer.
+async fn first_answer(url: &str, uid: InstanceUid) -> opamp_proto::ServerToAgent {
+    let (conn, _) =
+        opamp_transport::ws::connect(url, &opamp_transport::ws::WsConnectOptions::default())
+            .await
+            .unwrap();
+    let (mut tx, mut rx) = conn.split();
+    tx.send(&AgentToServer {
+        instance_uid: uid.to_bytes(),
+        sequence_num: 1,
+        capabilities: AgentCapabilities::REPORTS_STATUS.bits(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let answer = tokio::time::timeout(WAIT, rx.recv::<opamp_proto::ServerToAgent>())
+        .await
+        .expect("an answer in time")
+        .unwrap()
+        .expect("an answer");
+    let _ = tx
+        .close(opamp_transport::ws::CloseCode::Normal, "bye")
+        .await;
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_uids_are_rate_limited_per_address() {
+    let config = common::config(":memory:").with_new_agents_per_minute(3);
+    let handle = opamp_fleet_server::FleetServer::start(config)
+        .await
+        .unwrap();
+    let api = Api::new(&handle);
+    let url = handle.opamp_ws_url();
+    let mut uids = Vec::new();
+    for _ in 0..3 {
+        let uid = InstanceUid::new_v7();
+        let answer = first_answer(&url, uid).await;
+        assert!(answer.error_response.is_none(), "{answer:?}");
+        uids.push(uid);
+    }
+    let refused = first_answer(&url, InstanceUid::new_v7()).await;
+    let err = refused.error_response.expect("a refusal");
+    assert_eq!(
+        err.r#type,
+        opamp_proto::ServerErrorResponseType::Unavailable as i32
+    );
+    assert!(matches!(
+        err.details,
+        Some(opamp_proto::server_error_response::Details::RetryInfo(ref r)) if r.retry_after_nanoseconds > 0
+    ));
+    // A known agent is still welcome.
+    let again = first_answer(&url, uids[0]).await;
+    assert!(again.error_response.is_none(), "{again:?}");
+    eventually("three agents", || async {
+        (api.get("/api/summary").await["total"] == 3).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(api.get("/api/summary").await["total"], 3);
+    handle.shutdown().await;
+}
+

@@ -22,7 +22,8 @@ pub(crate) fn transport_name(t: TransportKind) -> &'static str {
 }
 
 impl State {
-    /// Forgets the longest-offline agent when the registry is full.
+    /// Forgets the longest-offline agent when the registry is full; never one that holds
+    /// operator-set state (its own configuration, labels).
     fn make_room(&mut self, max_agents: usize) -> Option<String> {
         if self.agents.len() < max_agents {
             return None;
@@ -30,7 +31,7 @@ impl State {
         let victim = self
             .agents
             .values()
-            .filter(|a| !self.conns.contains_key(&a.instance_uid))
+            .filter(|a| !self.conns.contains_key(&a.instance_uid) && !a.holds_operator_state())
             .min_by_key(|a| a.connection.last_seen)
             .map(|a| a.instance_uid.clone())?;
         self.agents.remove(&victim);

@@ -6,6 +6,7 @@
 //! and is announced on an event channel (the dashboard's live updates).
 
 mod actions;
+mod admission;
 mod agents;
 mod configs;
 mod labels;
@@ -16,6 +17,7 @@ pub use actions::{
     ConnectionSettingsRequest, CustomMessageRequest, MAX_CUSTOM_DATA, MAX_HEADERS,
     MAX_HEARTBEAT_SECONDS, OpampSettingsRequest, TelemetryRequest,
 };
+pub use admission::{MAX_TRACKED_SOURCES, RETRY_AFTER};
 pub use configs::{ConfigInput, MAX_CONFIGS};
 pub use labels::{MAX_LABELS, validate_labels};
 pub use views::{AgentDetail, AgentFilter, AgentSummary, FleetSummary, MAX_LIST};
@@ -60,6 +62,9 @@ pub struct FleetOptions {
     /// is replaced by `ws` or `http` after the agent's transport. `None`: the URL of the
     /// listener.
     pub public_opamp_url: Option<String>,
+    /// Most new instance UIDs admitted per minute from one source address (IPv4 address or
+    /// IPv6 /64), as many at once; 0: unlimited. Default 600.
+    pub new_agents_per_minute: u32,
 }
 
 impl Default for FleetOptions {
@@ -67,6 +72,7 @@ impl Default for FleetOptions {
         Self {
             max_agents: 10_000,
             public_opamp_url: None,
+            new_agents_per_minute: 600,
         }
     }
 }
@@ -112,6 +118,7 @@ pub struct Fleet {
     pub(crate) options: FleetOptions,
     pub(crate) issuer: Option<ClientCertIssuer>,
     default_public_url: std::sync::OnceLock<String>,
+    pub(crate) new_agents: std::sync::Mutex<admission::NewAgentLimiter>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -156,6 +163,9 @@ impl Fleet {
             state: Mutex::new(state),
             events,
             metrics,
+            new_agents: std::sync::Mutex::new(admission::NewAgentLimiter::new(
+                options.new_agents_per_minute,
+            )),
             options,
             issuer,
             default_public_url: std::sync::OnceLock::new(),
