@@ -404,7 +404,9 @@ function agentPage(uid) {
       'Failed hashes': (a.failed_hashes || []).map(short).join(', ') || 'none',
     }), st ? h('p', {}, 'Status: ', h('span', { id: 'remote-status' }, badge(st.status))) : null);
     const eff = a.effective_config || {};
-    fill('effective', Object.keys(eff).length
+    const over = a.oversized || [];
+    fill('effective', over.length ? h('div', { class: 'error', id: 'oversized' }, 'Not stored (over the per-agent limit): ' + over.join('; ')) : null,
+      Object.keys(eff).length
       ? Object.entries(eff).map(([name, f]) => [h('div', { class: 'muted' }, (name || '(single file)') + ' — ' + (f.content_type || 'unknown type')), h('pre', { class: 'effective-body' }, f.body)])
       : h('p', { class: 'muted' }, 'not reported'));
     const pk = a.package_statuses;

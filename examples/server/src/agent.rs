@@ -20,6 +20,8 @@ pub const MAX_TREE_DEPTH: usize = 16;
 pub const MAX_CUSTOM_MESSAGES: usize = 20;
 /// Largest custom message payload kept (longer ones are cut).
 pub const MAX_CUSTOM_MESSAGE_BYTES: usize = 4096;
+/// Longest capability or type name of a custom message kept (longer ones are cut).
+pub const MAX_CUSTOM_NAME_BYTES: usize = 256;
 
 /// A node of the component health tree (spec §"ComponentHealth Message").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -297,6 +299,10 @@ pub struct AgentRecord {
     /// Selectors see them as `label:KEY` (see [`crate::selector`]).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Parts of the agent's last report that were not stored because the record would have
+    /// gone over the per-agent limit (`--max-agent-bytes`), each with its size.
+    #[serde(default)]
+    pub oversized: Vec<String>,
 }
 
 impl AgentRecord {
@@ -356,9 +362,16 @@ impl AgentRecord {
         if self.custom_messages.len() >= MAX_CUSTOM_MESSAGES {
             self.custom_messages.pop_front();
         }
+        let name = |s: &str| {
+            let mut end = s.len().min(MAX_CUSTOM_NAME_BYTES);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_owned()
+        };
         self.custom_messages.push_back(CustomMessageView {
-            capability: m.capability.clone(),
-            r#type: m.r#type.clone(),
+            capability: name(&m.capability),
+            r#type: name(&m.r#type),
             data: String::from_utf8_lossy(&m.data[..cut]).into_owned(),
             received_at: now,
         });

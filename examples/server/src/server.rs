@@ -125,6 +125,7 @@ impl FleetServer {
                     max_agents: config.max_agents,
                     public_opamp_url: config.public_opamp_url.clone(),
                     new_agents_per_minute: config.new_agents_per_minute,
+                    max_agent_bytes: config.max_agent_bytes,
                 },
                 issuer,
             )

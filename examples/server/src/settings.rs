@@ -118,6 +118,9 @@ struct Cli {
     /// New instance UIDs admitted per minute from one address; 0: unlimited [default: 600].
     #[arg(long)]
     new_agents_per_minute: Option<u32>,
+    /// Most bytes of reports kept per agent; larger parts are not stored [default: 256 KiB].
+    #[arg(long)]
+    max_agent_bytes: Option<usize>,
 }
 
 /// The same keys as [`Cli`], read from a TOML file.
@@ -146,6 +149,7 @@ struct FileConfig {
     max_message_size: Option<usize>,
     public_opamp_url: Option<String>,
     new_agents_per_minute: Option<u32>,
+    max_agent_bytes: Option<usize>,
 }
 
 /// A certificate chain and its key, as PEM files.
@@ -200,6 +204,8 @@ pub struct FleetConfig {
     /// New instance UIDs admitted per minute from one source address (0: unlimited).
     /// Default 600.
     pub new_agents_per_minute: u32,
+    /// Most bytes of reports kept per agent. Default 256 KiB.
+    pub max_agent_bytes: usize,
 }
 
 impl Default for FleetConfig {
@@ -223,6 +229,7 @@ impl Default for FleetConfig {
             max_message_size: 4 * 1024 * 1024,
             public_opamp_url: None,
             new_agents_per_minute: 600,
+            max_agent_bytes: crate::fleet::DEFAULT_MAX_AGENT_BYTES,
         }
     }
 }
@@ -249,6 +256,7 @@ impl fmt::Debug for FleetConfig {
             .field("max_message_size", &self.max_message_size)
             .field("public_opamp_url", &self.public_opamp_url)
             .field("new_agents_per_minute", &self.new_agents_per_minute)
+            .field("max_agent_bytes", &self.max_agent_bytes)
             .finish()
     }
 }
@@ -338,6 +346,10 @@ impl FleetConfig {
                 .new_agents_per_minute
                 .or(file.new_agents_per_minute)
                 .unwrap_or(d.new_agents_per_minute),
+            max_agent_bytes: cli
+                .max_agent_bytes
+                .or(file.max_agent_bytes)
+                .unwrap_or(d.max_agent_bytes),
         })
     }
 
@@ -449,6 +461,13 @@ impl FleetConfig {
     #[must_use]
     pub fn with_new_agents_per_minute(mut self, n: u32) -> Self {
         self.new_agents_per_minute = n;
+        self
+    }
+
+    /// Sets [`FleetConfig::max_agent_bytes`].
+    #[must_use]
+    pub fn with_max_agent_bytes(mut self, bytes: usize) -> Self {
+        self.max_agent_bytes = bytes;
         self
     }
 

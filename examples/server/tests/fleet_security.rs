@@ -507,3 +507,82 @@ async fn new_uids_are_rate_limited_per_address() {
     handle.shutdown().await;
 }
 
+// ---------------- bytes per agent ----------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_kept_per_agent_are_bounded_and_the_cut_is_visible() {
+    let limit = 64 * 1024;
+    let config = common::config(":memory:").with_max_agent_bytes(limit);
+    let handle = opamp_fleet_server::FleetServer::start(config)
+        .await
+        .unwrap();
+    let api = Api::new(&handle);
+    let (conn, _) = opamp_transport::ws::connect(
+        &handle.opamp_ws_url(),
+        &opamp_transport::ws::WsConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (mut tx, _rx) = conn.split();
+    let uid = InstanceUid::new_v7();
+    let big = "x: ".to_owned() + &"y".repeat(1024 * 1024);
+    tx.send(&AgentToServer {
+        instance_uid: uid.to_bytes(),
+        sequence_num: 1,
+        capabilities: (AgentCapabilities::REPORTS_STATUS
+            | AgentCapabilities::REPORTS_EFFECTIVE_CONFIG
+            | AgentCapabilities::REPORTS_REMOTE_CONFIG)
+            .bits(),
+        agent_description: Some(
+            opamp_proto::AgentDescription::builder()
+                .identifying("service.name", "big")
+                .build(),
+        ),
+        effective_config: Some(opamp_proto::EffectiveConfig {
+            config_map: Some(opamp_proto::AgentConfigMap {
+                config_map: [(
+                    String::new(),
+                    opamp_proto::AgentConfigFile {
+                        body: big.into_bytes().into(),
+                        content_type: "text/yaml".into(),
+                    },
+                )]
+                .into(),
+            }),
+        }),
+        remote_config_status: Some(RemoteConfigStatus {
+            last_remote_config_hash: vec![1].into(),
+            status: RemoteConfigStatuses::Failed as i32,
+            error_message: "e".repeat(512 * 1024),
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let path = format!("/api/agents/{uid}");
+    let v = eventually("the agent", || async {
+        let (s, v) = api.call("GET", &path, None).await;
+        (s == 200 && v["identifying"]["service.name"] == "big").then_some(v)
+    })
+    .await;
+    assert!(v["effective_config"].is_null(), "stored anyway");
+    let oversized = v["oversized"].as_array().expect("oversized listed");
+    assert_eq!(oversized.len(), 1, "{oversized:?}");
+    assert!(
+        oversized[0]
+            .as_str()
+            .unwrap()
+            .starts_with("effective configuration"),
+        "{oversized:?}"
+    );
+    let err = v["remote_config_status"]["error"].as_str().unwrap();
+    assert!(
+        err.len() < 8 * 1024,
+        "error message kept whole: {}",
+        err.len()
+    );
+    let stored = serde_json::to_vec(&v).unwrap().len();
+    assert!(stored < limit + 4096, "record of {stored} bytes");
+    handle.shutdown().await;
+}
+

@@ -101,6 +101,7 @@ impl Fleet {
         }
         if new_conn || !changes.is_empty() {
             agent.update_from_status(&status);
+            super::budget::enforce(agent, self.options.max_agent_bytes);
             dirty.agents.insert(uid.clone());
         }
         if let Some(m) = &msg.custom_message {

@@ -8,6 +8,7 @@
 mod actions;
 mod admission;
 mod agents;
+mod budget;
 mod configs;
 mod labels;
 mod reconcile;
@@ -18,6 +19,7 @@ pub use actions::{
     MAX_HEARTBEAT_SECONDS, OpampSettingsRequest, TelemetryRequest,
 };
 pub use admission::{MAX_TRACKED_SOURCES, RETRY_AFTER};
+pub use budget::MAX_STATUS_TEXT;
 pub use configs::{ConfigInput, MAX_CONFIGS};
 pub use labels::{MAX_LABELS, validate_labels};
 pub use views::{AgentDetail, AgentFilter, AgentSummary, FleetSummary, MAX_LIST};
@@ -51,6 +53,9 @@ pub struct Event {
     pub id: String,
 }
 
+/// Default of [`FleetOptions::max_agent_bytes`].
+pub const DEFAULT_MAX_AGENT_BYTES: usize = 256 * 1024;
+
 /// Limits and options of the fleet.
 #[non_exhaustive]
 #[derive(Debug, Clone)]
@@ -65,6 +70,9 @@ pub struct FleetOptions {
     /// Most new instance UIDs admitted per minute from one source address (IPv4 address or
     /// IPv6 /64), as many at once; 0: unlimited. Default 600.
     pub new_agents_per_minute: u32,
+    /// Most bytes of an agent's reports kept (as stored JSON); a part that would go over it
+    /// is not stored, and the record says so. Default 256 KiB.
+    pub max_agent_bytes: usize,
 }
 
 impl Default for FleetOptions {
@@ -73,6 +81,7 @@ impl Default for FleetOptions {
             max_agents: 10_000,
             public_opamp_url: None,
             new_agents_per_minute: 600,
+            max_agent_bytes: DEFAULT_MAX_AGENT_BYTES,
         }
     }
 }
