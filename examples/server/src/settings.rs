@@ -121,6 +121,11 @@ struct Cli {
     /// Most bytes of reports kept per agent; larger parts are not stored [default: 256 KiB].
     #[arg(long)]
     max_agent_bytes: Option<usize>,
+    /// Accept agent API keys over plain ws:// and http:// on a non-loopback address (they
+    /// cross the network readable). Without it such a setup refuses to start: give
+    /// --tls-cert and --tls-key instead.
+    #[arg(long)]
+    allow_plaintext_agent_keys: bool,
 }
 
 /// The same keys as [`Cli`], read from a TOML file.
@@ -150,6 +155,8 @@ struct FileConfig {
     public_opamp_url: Option<String>,
     new_agents_per_minute: Option<u32>,
     max_agent_bytes: Option<usize>,
+    #[serde(default)]
+    allow_plaintext_agent_keys: bool,
 }
 
 /// A certificate chain and its key, as PEM files.
@@ -206,6 +213,8 @@ pub struct FleetConfig {
     pub new_agents_per_minute: u32,
     /// Most bytes of reports kept per agent. Default 256 KiB.
     pub max_agent_bytes: usize,
+    /// Accept agent API keys without TLS on a non-loopback address (refused otherwise).
+    pub allow_plaintext_agent_keys: bool,
 }
 
 impl Default for FleetConfig {
@@ -230,6 +239,7 @@ impl Default for FleetConfig {
             public_opamp_url: None,
             new_agents_per_minute: 600,
             max_agent_bytes: crate::fleet::DEFAULT_MAX_AGENT_BYTES,
+            allow_plaintext_agent_keys: false,
         }
     }
 }
@@ -257,6 +267,10 @@ impl fmt::Debug for FleetConfig {
             .field("public_opamp_url", &self.public_opamp_url)
             .field("new_agents_per_minute", &self.new_agents_per_minute)
             .field("max_agent_bytes", &self.max_agent_bytes)
+            .field(
+                "allow_plaintext_agent_keys",
+                &self.allow_plaintext_agent_keys,
+            )
             .finish()
     }
 }
@@ -350,6 +364,8 @@ impl FleetConfig {
                 .max_agent_bytes
                 .or(file.max_agent_bytes)
                 .unwrap_or(d.max_agent_bytes),
+            allow_plaintext_agent_keys: cli.allow_plaintext_agent_keys
+                || file.allow_plaintext_agent_keys,
         })
     }
 
@@ -374,6 +390,30 @@ impl FleetConfig {
             return Err(FleetError::Settings(
                 "--client-ca-key needs --client-ca-cert".into(),
             ));
+        }
+        if self.max_agent_bytes < 4096 {
+            return Err(FleetError::Settings(
+                "max_agent_bytes must be at least 4096".into(),
+            ));
+        }
+        if !self.agent_api_keys.is_empty()
+            && self.tls.is_none()
+            && !self.opamp_addr.ip().is_loopback()
+        {
+            if !self.allow_plaintext_agent_keys {
+                return Err(FleetError::Settings(format!(
+                    "OpAMP listens on {} without TLS: agent API keys would cross the network \
+                     in clear text. Give --tls-cert and --tls-key, or accept the risk with \
+                     --allow-plaintext-agent-keys",
+                    self.opamp_addr
+                )));
+            }
+            tracing::warn!(
+                addr = %self.opamp_addr,
+                "INSECURE: agent API keys accepted over plain ws:// and http:// on a non-loopback \
+                 address (--allow-plaintext-agent-keys); anyone on the network path can read \
+                 and reuse them"
+            );
         }
         Ok(())
     }
@@ -468,6 +508,13 @@ impl FleetConfig {
     #[must_use]
     pub fn with_max_agent_bytes(mut self, bytes: usize) -> Self {
         self.max_agent_bytes = bytes;
+        self
+    }
+
+    /// Sets [`FleetConfig::allow_plaintext_agent_keys`].
+    #[must_use]
+    pub fn with_allow_plaintext_agent_keys(mut self, allow: bool) -> Self {
+        self.allow_plaintext_agent_keys = allow;
         self
     }
 

@@ -586,3 +586,49 @@ async fn bytes_kept_per_agent_are_bounded_and_the_cut_is_visible() {
     handle.shutdown().await;
 }
 
+// ---------------- hardening ----------------
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_is_created_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fleet.sqlite");
+    let handle = start(db.to_str().unwrap()).await;
+    let api = Api::new(&handle);
+    let agent = TestAgent::ws(
+        &handle.opamp_ws_url(),
+        AgentSpec::new(&[("service.name", "a")]),
+    )
+    .await
+    .unwrap();
+    eventually("agent", || async {
+        (api.get("/api/summary").await["total"] == 1).then_some(())
+    })
+    .await;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}: {mode:o}", entry.path().display());
+    }
+    agent.stop().await;
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_agent_keys_off_loopback_need_an_explicit_flag() {
+    let config = common::config(":memory:")
+        .with_opamp_addr("0.0.0.0:0".parse().unwrap())
+        .with_agent_api_keys(vec!["k".into()]);
+    match opamp_fleet_server::FleetServer::start(config.clone()).await {
+        Err(opamp_fleet_server::FleetError::Settings(text)) => {
+            assert!(text.contains("--allow-plaintext-agent-keys"), "{text}");
+        }
+        other => panic!("started without TLS: {other:?}"),
+    }
+    let handle =
+        opamp_fleet_server::FleetServer::start(config.with_allow_plaintext_agent_keys(true))
+            .await
+            .expect("starts when the risk is accepted");
+    handle.shutdown().await;
+}
