@@ -28,7 +28,9 @@ function fill(id, ...children) {
 }
 
 async function api(method, path, body) {
-  const opts = { method, headers: {} };
+  // X-Requested-With: a header no page of another origin can send here (the server refuses
+  // state-changing requests without same-origin evidence, see src/api/guard.rs).
+  const opts = { method, headers: { 'X-Requested-With': 'opamp-fleet-dashboard' }, credentials: 'same-origin' };
   if (body !== undefined) {
     opts.headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -238,6 +240,13 @@ function agentPage(uid) {
         h('div', { class: 'panel' }, h('h3', {}, 'Available components'), h('div', { id: 'components' })),
         h('div', { class: 'panel' }, h('h3', {}, 'Custom messages received'), h('div', { id: 'custom-in' }))),
       h('div', {},
+        h('div', { class: 'panel' }, h('h3', {}, 'Operator labels (trusted)'),
+          h('p', { class: 'muted' }, 'Set here, never by the agent; selectors match them as label:KEY.'),
+          h('div', { id: 'labels' }),
+          h('div', { class: 'row' },
+            h('input', { id: 'labels-input', size: 40, placeholder: 'environment=prod, region=eu' }),
+            h('button', { id: 'labels-save', onclick: saveLabels }, 'Save labels')),
+          h('div', { id: 'labels-error', class: 'error' })),
         h('div', { class: 'panel' }, h('h3', {}, 'Remote configuration'), h('div', { id: 'remote' })),
         h('div', { class: 'panel' }, h('h3', {}, 'Push a configuration to this agent'),
           h('div', { class: 'row' },
@@ -283,6 +292,17 @@ function agentPage(uid) {
   }
   async function act(method, path, body, done) {
     try { await api(method, '/agents/' + enc + path, body); toast(done); await refresh(); } catch (e) { toast('Error: ' + e.message); throw e; }
+  }
+  async function saveLabels() {
+    fill('labels-error');
+    const labels = {};
+    for (const part of document.getElementById('labels-input').value.split(',')) {
+      if (!part.trim()) continue;
+      const i = part.indexOf('=');
+      if (i < 0) { fill('labels-error', 'Not saved: write key=value pairs separated by commas'); return; }
+      labels[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+    }
+    try { await act('PUT', '/labels', { labels }, 'Labels saved'); } catch (e) { fill('labels-error', 'Not saved: ' + e.message); }
   }
   async function clearOverride() { await act('DELETE', '/config', undefined, 'Agent configuration removed').catch(() => {}); }
   async function retry() { await act('POST', '/config/retry', undefined, 'Failed configurations will be offered again').catch(() => {}); }
@@ -363,9 +383,14 @@ function agentPage(uid) {
       'Capabilities': (a.capability_names || []).join(', '),
       'Custom capabilities': (a.custom_capabilities || []).join(', ') || '—',
     }));
+    fill('labels', kvTable(a.labels));
+    if (!refresh.labelsShown) {
+      refresh.labelsShown = true;
+      document.getElementById('labels-input').value = Object.entries(a.labels || {}).map(([k, v]) => k + '=' + v).join(', ');
+    }
     fill('ident', kvTable(a.identifying));
     fill('nonident', kvTable(a.non_identifying));
-    fill('health', a.health ? h('ul', { class: 'tree', style: 'padding-left:0' }, healthTree('', a.health)) : h('p', { class: 'muted' }, 'not reported'));
+    fill('health', a.health ? h('ul', { class: 'tree tree-root' }, healthTree('', a.health)) : h('p', { class: 'muted' }, 'not reported'));
     const st = a.remote_config_status;
     const offered = a.offered;
     fill('remote', kvTable({
@@ -379,7 +404,9 @@ function agentPage(uid) {
       'Failed hashes': (a.failed_hashes || []).map(short).join(', ') || 'none',
     }), st ? h('p', {}, 'Status: ', h('span', { id: 'remote-status' }, badge(st.status))) : null);
     const eff = a.effective_config || {};
-    fill('effective', Object.keys(eff).length
+    const over = a.oversized || [];
+    fill('effective', over.length ? h('div', { class: 'error', id: 'oversized' }, 'Not stored (over the per-agent limit): ' + over.join('; ')) : null,
+      Object.keys(eff).length
       ? Object.entries(eff).map(([name, f]) => [h('div', { class: 'muted' }, (name || '(single file)') + ' — ' + (f.content_type || 'unknown type')), h('pre', { class: 'effective-body' }, f.body)])
       : h('p', { class: 'muted' }, 'not reported'));
     const pk = a.package_statuses;

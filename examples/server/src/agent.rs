@@ -20,6 +20,8 @@ pub const MAX_TREE_DEPTH: usize = 16;
 pub const MAX_CUSTOM_MESSAGES: usize = 20;
 /// Largest custom message payload kept (longer ones are cut).
 pub const MAX_CUSTOM_MESSAGE_BYTES: usize = 4096;
+/// Longest capability or type name of a custom message kept (longer ones are cut).
+pub const MAX_CUSTOM_NAME_BYTES: usize = 256;
 
 /// A node of the component health tree (spec §"ComponentHealth Message").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -293,6 +295,14 @@ pub struct AgentRecord {
     pub failed_hashes: BTreeSet<String>,
     /// Recent custom messages from the agent.
     pub custom_messages: VecDeque<CustomMessageView>,
+    /// Operator labels: set on the agent page or through the API, never by the agent.
+    /// Selectors see them as `label:KEY` (see [`crate::selector`]).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Parts of the agent's last report that were not stored because the record would have
+    /// gone over the per-agent limit (`--max-agent-bytes`), each with its size.
+    #[serde(default)]
+    pub oversized: Vec<String>,
 }
 
 impl AgentRecord {
@@ -310,12 +320,27 @@ impl AgentRecord {
         AgentCapabilities::from_bits(self.capabilities)
     }
 
-    /// Identifying and non-identifying attributes together (identifying wins), the input of
-    /// label selectors.
+    /// What label selectors match: the agent's identifying and non-identifying attributes
+    /// together (identifying wins), and the operator labels as `label:KEY`. An attribute the
+    /// agent reports under a `label:` key is left out, so only the operator sets those.
     pub fn attributes(&self) -> BTreeMap<String, String> {
-        let mut all = self.non_identifying.clone();
-        all.extend(self.identifying.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let reported = self.non_identifying.iter().chain(&self.identifying);
+        let mut all: BTreeMap<String, String> = reported
+            .filter(|(k, _)| !k.starts_with(crate::selector::LABEL_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.extend(
+            self.labels
+                .iter()
+                .map(|(k, v)| (format!("{}{k}", crate::selector::LABEL_PREFIX), v.clone())),
+        );
         all
+    }
+
+    /// True if the record holds something an operator set (its own configuration or
+    /// labels): such a record is never forgotten to make room for another agent.
+    pub fn holds_operator_state(&self) -> bool {
+        self.override_config.is_some() || !self.labels.is_empty()
     }
 
     /// Health of the whole agent, if reported.
@@ -337,9 +362,16 @@ impl AgentRecord {
         if self.custom_messages.len() >= MAX_CUSTOM_MESSAGES {
             self.custom_messages.pop_front();
         }
+        let name = |s: &str| {
+            let mut end = s.len().min(MAX_CUSTOM_NAME_BYTES);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_owned()
+        };
         self.custom_messages.push_back(CustomMessageView {
-            capability: m.capability.clone(),
-            r#type: m.r#type.clone(),
+            capability: name(&m.capability),
+            r#type: name(&m.r#type),
             data: String::from_utf8_lossy(&m.data[..cut]).into_owned(),
             received_at: now,
         });

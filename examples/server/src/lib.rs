@@ -41,6 +41,7 @@ pub mod configs;
 mod dashboard;
 mod error;
 pub mod fleet;
+pub mod logsafe;
 pub mod metrics;
 mod opamp;
 pub mod rollout;

@@ -11,6 +11,7 @@ use opamp_server::{
 
 use crate::auth::AgentAuth;
 use crate::fleet::Fleet;
+use crate::logsafe::Untrusted;
 
 /// Admission: an agent without an accepted API key gets `401 Unauthorized` (spec
 /// §"Authentication").
@@ -49,6 +50,10 @@ impl ConnectionCallbacks for FleetConnection {
         conn: &Connection,
         message: &AgentToServer,
     ) -> Option<ServerToAgent> {
+        // A new instance UID over the limits is refused, not recorded.
+        if let Some(refusal) = self.fleet.admit(conn).await {
+            return Some(refusal);
+        }
         // Offers are made on `conn` by the fleet; the SDK merges them into its reply.
         self.fleet.agent_message(conn, message).await;
         None
@@ -60,6 +65,6 @@ impl ConnectionCallbacks for FleetConnection {
     }
 
     async fn on_read_message_error(&self, conn: &Connection, error: &opamp_server::Error) {
-        tracing::warn!(conn = conn.id(), remote = ?conn.remote_addr(), %error, "unusable message from agent");
+        tracing::warn!(conn = conn.id(), remote = ?conn.remote_addr(), error = %Untrusted(&error.to_string()), "unusable message from agent");
     }
 }

@@ -16,6 +16,12 @@
 //! Requirements are separated by commas and must all hold. The empty selector matches every
 //! agent. Attribute values that are not strings compare by their text form (`true`, `42`).
 //!
+//! **Trusted labels.** Attributes are what the agent says about itself: any holder of an
+//! agent key can claim `environment=prod`. Keys written `label:KEY` match the *operator
+//! labels* instead, which only an admin sets (agent page, or `PUT /api/agents/{uid}/labels`);
+//! an attribute an agent reports under a `label:` key is ignored. A configuration that must
+//! reach only vetted agents selects on them: `label:environment=prod,label:region=eu`.
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use opamp_fleet_server::selector::Selector;
@@ -33,6 +39,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+
+/// Prefix of keys that match operator labels rather than agent-reported attributes.
+pub const LABEL_PREFIX: &str = "label:";
 
 /// Longest selector text accepted.
 pub const MAX_SELECTOR_LEN: usize = 1024;
@@ -192,7 +201,16 @@ fn split_top_level(s: &str) -> Vec<&str> {
     parts
 }
 
+/// True for an attribute key (letters, digits, `.`, `_`, `-`, `/`, at most 256 bytes),
+/// optionally prefixed by [`LABEL_PREFIX`].
 fn valid_key(key: &str) -> bool {
+    let key = key.strip_prefix(LABEL_PREFIX).unwrap_or(key);
+    valid_label_key(key)
+}
+
+/// True for a key an operator label may have: letters, digits, `.`, `_`, `-`, `/`, at most
+/// 256 bytes.
+pub fn valid_label_key(key: &str) -> bool {
     !key.is_empty()
         && key.len() <= 256
         && key
@@ -209,6 +227,14 @@ fn check_key(part: &str, key: &str) -> Result<String, SelectorError> {
         return Err(SelectorError::InvalidKey(key.to_owned()));
     }
     Ok(key.to_owned())
+}
+
+/// True for a value a selector can match (and so an operator label may have): at most 256
+/// bytes, no `,`, `(`, `)`, `=`, `!`, no control characters, no surrounding spaces.
+pub fn valid_label_value(value: &str) -> bool {
+    value.trim() == value
+        && !value.chars().any(char::is_control)
+        && check_value(value).is_ok_and(|v| v == value)
 }
 
 fn check_value(value: &str) -> Result<String, SelectorError> {
@@ -341,6 +367,20 @@ mod tests {
         for s in no {
             assert!(!s.parse::<Selector>().unwrap().matches(&a), "{s}");
         }
+    }
+
+    #[test]
+    fn label_keys() {
+        let s: Selector = "label:environment=prod,!label:quarantined".parse().unwrap();
+        assert_eq!(
+            s.requirements()[0],
+            Requirement::Equals("label:environment".into(), "prod".into())
+        );
+        assert!(s.matches(&attrs(&[("label:environment", "prod")])));
+        assert!(!s.matches(&attrs(&[("environment", "prod")])));
+        assert!("label:=x".parse::<Selector>().is_err());
+        assert!("label:label:x=y".parse::<Selector>().is_err());
+        assert!("other:x=y".parse::<Selector>().is_err());
     }
 
     #[test]

@@ -124,6 +124,8 @@ impl FleetServer {
                 FleetOptions {
                     max_agents: config.max_agents,
                     public_opamp_url: config.public_opamp_url.clone(),
+                    new_agents_per_minute: config.new_agents_per_minute,
+                    max_agent_bytes: config.max_agent_bytes,
                 },
                 issuer,
             )
@@ -165,7 +167,9 @@ impl FleetServer {
         ));
 
         let (stop, stop_rx) = watch::channel(false);
-        let router = crate::api::router(Arc::clone(&fleet), admin_auth);
+        let demo = admin_auth.is_open();
+        let router = crate::api::guard::Guard::new(http_addr, demo)
+            .wrap(crate::api::router(Arc::clone(&fleet), admin_auth));
         let http_task = match http_acceptor {
             None => {
                 let mut rx = stop_rx.clone();

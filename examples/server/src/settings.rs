@@ -115,6 +115,17 @@ struct Cli {
     /// OpAMP URL offered to agents in connection settings [default: from --opamp-addr].
     #[arg(long)]
     public_opamp_url: Option<String>,
+    /// New instance UIDs admitted per minute from one address; 0: unlimited [default: 600].
+    #[arg(long)]
+    new_agents_per_minute: Option<u32>,
+    /// Most bytes of reports kept per agent; larger parts are not stored [default: 256 KiB].
+    #[arg(long)]
+    max_agent_bytes: Option<usize>,
+    /// Accept agent API keys over plain ws:// and http:// on a non-loopback address (they
+    /// cross the network readable). Without it such a setup refuses to start: give
+    /// --tls-cert and --tls-key instead.
+    #[arg(long)]
+    allow_plaintext_agent_keys: bool,
 }
 
 /// The same keys as [`Cli`], read from a TOML file.
@@ -142,6 +153,10 @@ struct FileConfig {
     max_agents: Option<usize>,
     max_message_size: Option<usize>,
     public_opamp_url: Option<String>,
+    new_agents_per_minute: Option<u32>,
+    max_agent_bytes: Option<usize>,
+    #[serde(default)]
+    allow_plaintext_agent_keys: bool,
 }
 
 /// A certificate chain and its key, as PEM files.
@@ -193,6 +208,13 @@ pub struct FleetConfig {
     pub max_message_size: usize,
     /// OpAMP URL offered in connection settings; default derived from the listen address.
     pub public_opamp_url: Option<String>,
+    /// New instance UIDs admitted per minute from one source address (0: unlimited).
+    /// Default 600.
+    pub new_agents_per_minute: u32,
+    /// Most bytes of reports kept per agent. Default 256 KiB.
+    pub max_agent_bytes: usize,
+    /// Accept agent API keys without TLS on a non-loopback address (refused otherwise).
+    pub allow_plaintext_agent_keys: bool,
 }
 
 impl Default for FleetConfig {
@@ -215,6 +237,9 @@ impl Default for FleetConfig {
             max_agents: 10_000,
             max_message_size: 4 * 1024 * 1024,
             public_opamp_url: None,
+            new_agents_per_minute: 600,
+            max_agent_bytes: crate::fleet::DEFAULT_MAX_AGENT_BYTES,
+            allow_plaintext_agent_keys: false,
         }
     }
 }
@@ -240,6 +265,12 @@ impl fmt::Debug for FleetConfig {
             .field("max_agents", &self.max_agents)
             .field("max_message_size", &self.max_message_size)
             .field("public_opamp_url", &self.public_opamp_url)
+            .field("new_agents_per_minute", &self.new_agents_per_minute)
+            .field("max_agent_bytes", &self.max_agent_bytes)
+            .field(
+                "allow_plaintext_agent_keys",
+                &self.allow_plaintext_agent_keys,
+            )
             .finish()
     }
 }
@@ -325,6 +356,16 @@ impl FleetConfig {
                 .or(file.max_message_size)
                 .unwrap_or(d.max_message_size),
             public_opamp_url: cli.public_opamp_url.or(file.public_opamp_url),
+            new_agents_per_minute: cli
+                .new_agents_per_minute
+                .or(file.new_agents_per_minute)
+                .unwrap_or(d.new_agents_per_minute),
+            max_agent_bytes: cli
+                .max_agent_bytes
+                .or(file.max_agent_bytes)
+                .unwrap_or(d.max_agent_bytes),
+            allow_plaintext_agent_keys: cli.allow_plaintext_agent_keys
+                || file.allow_plaintext_agent_keys,
         })
     }
 
@@ -349,6 +390,30 @@ impl FleetConfig {
             return Err(FleetError::Settings(
                 "--client-ca-key needs --client-ca-cert".into(),
             ));
+        }
+        if self.max_agent_bytes < 4096 {
+            return Err(FleetError::Settings(
+                "max_agent_bytes must be at least 4096".into(),
+            ));
+        }
+        if !self.agent_api_keys.is_empty()
+            && self.tls.is_none()
+            && !self.opamp_addr.ip().is_loopback()
+        {
+            if !self.allow_plaintext_agent_keys {
+                return Err(FleetError::Settings(format!(
+                    "OpAMP listens on {} without TLS: agent API keys would cross the network \
+                     in clear text. Give --tls-cert and --tls-key, or accept the risk with \
+                     --allow-plaintext-agent-keys",
+                    self.opamp_addr
+                )));
+            }
+            tracing::warn!(
+                addr = %self.opamp_addr,
+                "INSECURE: agent API keys accepted over plain ws:// and http:// on a non-loopback \
+                 address (--allow-plaintext-agent-keys); anyone on the network path can read \
+                 and reuse them"
+            );
         }
         Ok(())
     }
@@ -429,6 +494,27 @@ impl FleetConfig {
     #[must_use]
     pub fn with_max_agents(mut self, max_agents: usize) -> Self {
         self.max_agents = max_agents;
+        self
+    }
+
+    /// Sets [`FleetConfig::new_agents_per_minute`].
+    #[must_use]
+    pub fn with_new_agents_per_minute(mut self, n: u32) -> Self {
+        self.new_agents_per_minute = n;
+        self
+    }
+
+    /// Sets [`FleetConfig::max_agent_bytes`].
+    #[must_use]
+    pub fn with_max_agent_bytes(mut self, bytes: usize) -> Self {
+        self.max_agent_bytes = bytes;
+        self
+    }
+
+    /// Sets [`FleetConfig::allow_plaintext_agent_keys`].
+    #[must_use]
+    pub fn with_allow_plaintext_agent_keys(mut self, allow: bool) -> Self {
+        self.allow_plaintext_agent_keys = allow;
         self
     }
 

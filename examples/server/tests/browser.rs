@@ -37,8 +37,8 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_shows_agents_and_pushes_configs() {
+/// Chromium and chromedriver, or `None` (test skipped; a failure when `CI` is set).
+fn browser() -> Option<(String, String)> {
     let chromium = find_binary(
         "CHROMIUM",
         &["chromium", "chromium-browser", "google-chrome"],
@@ -54,6 +54,14 @@ async fn dashboard_shows_agents_and_pushes_configs() {
             "SKIPPED dashboard browser test: chromium and chromedriver not found \
              (apt-get install -y chromium chromium-driver)"
         );
+        return None;
+    };
+    Some((chromium, chromedriver))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_agents_and_pushes_configs() {
+    let Some((chromium, chromedriver)) = browser() else {
         return;
     };
 
@@ -113,6 +121,28 @@ async fn dashboard_shows_agents_and_pushes_configs() {
     .await;
     s.screenshot(&shots.join("opamp-fleet-agent.png")).await;
 
+    // Actions without a body go through the CSRF guard (same-origin requests of the page).
+    s.click("#action-full-state").await;
+    eventually("full state requested", || async {
+        api.get("/api/audit").await["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "agent.full_state")
+            .then_some(())
+    })
+    .await;
+    // Operator labels set on the page.
+    s.type_into("#labels-input", "environment=prod, team=obs")
+        .await;
+    s.click("#labels-save").await;
+    s.wait_text("#labels", "labels", |t| {
+        t.contains("team") && t.contains("obs")
+    })
+    .await;
+    let v = api.get(&format!("/api/agents/{}", spec.uid())).await;
+    assert_eq!(v["labels"]["environment"], "prod", "{v}");
+
     // A bad YAML is refused on the page; nothing reaches the agent or the audit log.
     let audit_before = api.get("/api/audit").await["entries"]
         .as_array()
@@ -150,5 +180,184 @@ async fn dashboard_shows_agents_and_pushes_configs() {
     s.quit().await;
     agent.stop().await;
     other.stop().await;
+    handle.shutdown().await;
+}
+
+/// Every string an agent controls, each a different attempt at markup or script.
+const XSS: &[&str] = &[
+    "<img src=x onerror=\"window.__xss=(window.__xss||0)+1\">",
+    "<script>window.__xss=(window.__xss||0)+1</script>",
+    "\"><svg onload=\"window.__xss=(window.__xss||0)+1\">",
+    "'><iframe srcdoc=\"<script>parent.__xss=1</script>\">",
+    "javascript:window.__xss=1",
+];
+
+fn xss(i: usize) -> String {
+    format!("{}#{i}", XSS[i % XSS.len()])
+}
+
+/// Stored XSS: an agent puts markup and script in every string it reports (description,
+/// attribute keys and values, health, remote config error, effective configuration,
+/// packages, components, custom capabilities and messages); the dashboard shows them as
+/// text, and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_strings_are_rendered_as_text() {
+    use opamp_proto::{
+        AgentCapabilities, AgentConfigFile, AgentConfigMap, AgentDescription, AgentToServer,
+        AvailableComponents, ComponentDetails, ComponentHealth, CustomCapabilities, CustomMessage,
+        EffectiveConfig, InstanceUid, KeyValue, PackageStatus, PackageStatuses, RemoteConfigStatus,
+        RemoteConfigStatuses,
+    };
+    let Some((chromium, chromedriver)) = browser() else {
+        return;
+    };
+    let handle = start(":memory:").await;
+    let api = Api::new(&handle);
+    let (conn, _) = opamp_transport::ws::connect(
+        &handle.opamp_ws_url(),
+        &opamp_transport::ws::WsConnectOptions::default(),
+    )
+    .await
+    .unwrap();
+    let (mut tx, _rx) = conn.split();
+    let uid = InstanceUid::new_v7();
+    let kv = |k: String, v: String| KeyValue {
+        key: k,
+        value: Some(opamp_proto::AnyValue::string(v)),
+    };
+    let health = ComponentHealth {
+        healthy: false,
+        status: xss(4),
+        last_error: xss(5),
+        component_health_map: [(
+            xss(6),
+            ComponentHealth {
+                healthy: false,
+                status: xss(7),
+                last_error: xss(8),
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    tx.send(&AgentToServer {
+        instance_uid: uid.to_bytes(),
+        sequence_num: 1,
+        capabilities: (AgentCapabilities::REPORTS_STATUS
+            | AgentCapabilities::REPORTS_HEALTH
+            | AgentCapabilities::REPORTS_EFFECTIVE_CONFIG
+            | AgentCapabilities::REPORTS_REMOTE_CONFIG
+            | AgentCapabilities::REPORTS_PACKAGE_STATUSES
+            | AgentCapabilities::REPORTS_AVAILABLE_COMPONENTS)
+            .bits(),
+        agent_description: Some(AgentDescription {
+            identifying_attributes: vec![
+                kv("service.name".into(), xss(0)),
+                kv("service.version".into(), xss(1)),
+                kv(xss(2), xss(3)),
+            ],
+            non_identifying_attributes: vec![kv("host.name".into(), xss(9))],
+        }),
+        health: Some(health),
+        remote_config_status: Some(RemoteConfigStatus {
+            last_remote_config_hash: vec![0xab].into(),
+            status: RemoteConfigStatuses::Failed as i32,
+            error_message: xss(10),
+        }),
+        effective_config: Some(EffectiveConfig {
+            config_map: Some(AgentConfigMap {
+                config_map: [(
+                    xss(11),
+                    AgentConfigFile {
+                        body: xss(12).into_bytes().into(),
+                        content_type: xss(13),
+                    },
+                )]
+                .into(),
+            }),
+        }),
+        package_statuses: Some(PackageStatuses {
+            packages: [(
+                xss(14),
+                PackageStatus {
+                    name: xss(14),
+                    agent_has_version: xss(15),
+                    server_offered_version: xss(16),
+                    error_message: xss(17),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            error_message: xss(18),
+            ..Default::default()
+        }),
+        available_components: Some(AvailableComponents {
+            components: [(
+                xss(19),
+                ComponentDetails {
+                    metadata: vec![kv(xss(20), xss(21))],
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            hash: vec![1].into(),
+        }),
+        custom_capabilities: Some(CustomCapabilities {
+            capabilities: vec![xss(22)],
+        }),
+        custom_message: Some(CustomMessage {
+            capability: xss(22),
+            r#type: xss(23),
+            data: xss(24).into_bytes().into(),
+        }),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let uid = uid.to_string();
+    eventually("the agent", || async {
+        let (s, v) = api.call("GET", &format!("/api/agents/{uid}"), None).await;
+        (s == 200 && !v["custom_messages"].as_array().unwrap().is_empty()).then_some(())
+    })
+    .await;
+
+    let driver = webdriver::Driver::start(&chromedriver).await;
+    let profile = tempfile::tempdir().unwrap();
+    let s = driver.session(&chromium, profile.path()).await;
+    let base = format!("http://{}/", handle.http_addr());
+    let injected = "document.querySelectorAll('#main img, #main svg, #main script, #main iframe, #main a[href^=\"javascript\"]').length";
+
+    s.goto(&base).await;
+    let row = format!("tr[data-uid=\"{uid}\"]");
+    s.wait_text(&row, "agent row", |t| t.contains(&xss(0)))
+        .await;
+    s.goto(&format!("{base}#/agent/{uid}")).await;
+    s.wait_text("#agent-title", "title", |t| t.contains(&xss(0)))
+        .await;
+    s.wait_text("#custom-in", "custom message", |t| t.contains(&xss(24)))
+        .await;
+    let page = s.text("#main").await;
+    for i in [2, 3, 4, 5, 6, 9, 10, 12, 14, 17, 19, 20, 21, 22, 23, 24] {
+        assert!(
+            page.contains(&xss(i)),
+            "string {i} not shown as text: {page}"
+        );
+    }
+    assert_eq!(
+        s.eval(&format!("return {injected};")).await,
+        0,
+        "markup was inserted"
+    );
+    assert!(
+        s.eval("return window.__xss === undefined;").await == true,
+        "agent-supplied script ran"
+    );
+    s.goto(&format!("{base}#/audit")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(s.eval("return window.__xss === undefined;").await == true);
+    s.screenshot(&target_dir().join("opamp-fleet-xss.png"))
+        .await;
+    s.quit().await;
     handle.shutdown().await;
 }

@@ -187,3 +187,24 @@ pub(crate) async fn custom_message(
 pub(crate) async fn assignments(State(s): State<AppState>) -> ApiResult<BTreeMap<String, String>> {
     Ok(Json(s.fleet.assignments().await))
 }
+
+/// `PUT /api/agents/{uid}/labels`: the operator labels, replaced as a whole.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LabelsBody {
+    labels: BTreeMap<String, String>,
+}
+
+pub(crate) async fn set_labels(
+    State(s): State<AppState>,
+    Path(uid): Path<String>,
+    Extension(actor): Extension<Actor>,
+    body: Result<Json<LabelsBody>, JsonRejection>,
+) -> ApiResult<LabelsBody> {
+    let Json(input) = body?;
+    let labels = s
+        .fleet
+        .set_agent_labels(&uid, input.labels, &actor.0)
+        .await?;
+    Ok(Json(LabelsBody { labels }))
+}

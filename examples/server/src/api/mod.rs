@@ -8,6 +8,7 @@
 mod agents;
 mod configs;
 mod events;
+pub(crate) mod guard;
 
 use std::sync::Arc;
 
@@ -81,7 +82,7 @@ impl From<FleetError> for ApiError {
             _ => "internal",
         };
         if status.is_server_error() {
-            tracing::error!(error = %e, "API request failed");
+            tracing::error!(error = %crate::logsafe::Untrusted(&e.to_string()), "API request failed");
         }
         Self {
             status,
@@ -170,6 +171,10 @@ pub(crate) fn router(fleet: Arc<Fleet>, auth: Arc<AdminAuth>) -> Router {
             axum::routing::put(agents::set_config).delete(agents::clear_config),
         )
         .route("/agents/{uid}/config/retry", post(agents::retry_config))
+        .route(
+            "/agents/{uid}/labels",
+            axum::routing::put(agents::set_labels),
+        )
         .route("/agents/{uid}/restart", post(agents::restart))
         .route("/agents/{uid}/full-state", post(agents::full_state))
         .route(

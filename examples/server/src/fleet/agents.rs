@@ -6,6 +6,7 @@ use opamp_server::{Connection, TransportKind};
 
 use super::{Dirty, Fleet, LiveConn, State};
 use crate::agent::{AgentRecord, ConnectionFacts};
+use crate::logsafe::Untrusted;
 use crate::now_ms;
 use crate::rollout::ReportedStatus;
 
@@ -21,7 +22,8 @@ pub(crate) fn transport_name(t: TransportKind) -> &'static str {
 }
 
 impl State {
-    /// Forgets the longest-offline agent when the registry is full.
+    /// Forgets the longest-offline agent when the registry is full; never one that holds
+    /// operator-set state (its own configuration, labels).
     fn make_room(&mut self, max_agents: usize) -> Option<String> {
         if self.agents.len() < max_agents {
             return None;
@@ -29,7 +31,7 @@ impl State {
         let victim = self
             .agents
             .values()
-            .filter(|a| !self.conns.contains_key(&a.instance_uid))
+            .filter(|a| !self.conns.contains_key(&a.instance_uid) && !a.holds_operator_state())
             .min_by_key(|a| a.connection.last_seen)
             .map(|a| a.instance_uid.clone())?;
         self.agents.remove(&victim);
@@ -99,6 +101,7 @@ impl Fleet {
         }
         if new_conn || !changes.is_empty() {
             agent.update_from_status(&status);
+            super::budget::enforce(agent, self.options.max_agent_bytes);
             dirty.agents.insert(uid.clone());
         }
         if let Some(m) = &msg.custom_message {
@@ -110,7 +113,7 @@ impl Fleet {
             && let Some(st) = &agent.remote_config_status
         {
             {
-                tracing::info!(agent = %uid, hash = %st.hash, status = ?st.status, error = %st.error, "remote config status");
+                tracing::info!(agent = %uid, hash = %Untrusted(&st.hash), status = ?st.status, error = %Untrusted(&st.error), "remote config status");
                 if st.status == ReportedStatus::Failed {
                     // The configuration that failed is the one this connection was offered
                     // (an agent that rolled back may report its previous hash).

@@ -6,8 +6,11 @@
 //! and is announced on an event channel (the dashboard's live updates).
 
 mod actions;
+mod admission;
 mod agents;
+mod budget;
 mod configs;
+mod labels;
 mod reconcile;
 mod views;
 
@@ -15,7 +18,10 @@ pub use actions::{
     ConnectionSettingsRequest, CustomMessageRequest, MAX_CUSTOM_DATA, MAX_HEADERS,
     MAX_HEARTBEAT_SECONDS, OpampSettingsRequest, TelemetryRequest,
 };
+pub use admission::{MAX_TRACKED_SOURCES, RETRY_AFTER};
+pub use budget::MAX_STATUS_TEXT;
 pub use configs::{ConfigInput, MAX_CONFIGS};
+pub use labels::{MAX_LABELS, validate_labels};
 pub use views::{AgentDetail, AgentFilter, AgentSummary, FleetSummary, MAX_LIST};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,6 +36,7 @@ use crate::audit::AuditEntry;
 use crate::certs::ClientCertIssuer;
 use crate::configs::NamedConfig;
 use crate::error::FleetError;
+use crate::logsafe::Untrusted;
 use crate::metrics::Metrics;
 use crate::rollout::Rollout;
 use crate::store::Store;
@@ -46,6 +53,9 @@ pub struct Event {
     pub id: String,
 }
 
+/// Default of [`FleetOptions::max_agent_bytes`].
+pub const DEFAULT_MAX_AGENT_BYTES: usize = 256 * 1024;
+
 /// Limits and options of the fleet.
 #[non_exhaustive]
 #[derive(Debug, Clone)]
@@ -57,6 +67,12 @@ pub struct FleetOptions {
     /// is replaced by `ws` or `http` after the agent's transport. `None`: the URL of the
     /// listener.
     pub public_opamp_url: Option<String>,
+    /// Most new instance UIDs admitted per minute from one source address (IPv4 address or
+    /// IPv6 /64), as many at once; 0: unlimited. Default 600.
+    pub new_agents_per_minute: u32,
+    /// Most bytes of an agent's reports kept (as stored JSON); a part that would go over it
+    /// is not stored, and the record says so. Default 256 KiB.
+    pub max_agent_bytes: usize,
 }
 
 impl Default for FleetOptions {
@@ -64,6 +80,8 @@ impl Default for FleetOptions {
         Self {
             max_agents: 10_000,
             public_opamp_url: None,
+            new_agents_per_minute: 600,
+            max_agent_bytes: DEFAULT_MAX_AGENT_BYTES,
         }
     }
 }
@@ -109,6 +127,7 @@ pub struct Fleet {
     pub(crate) options: FleetOptions,
     pub(crate) issuer: Option<ClientCertIssuer>,
     default_public_url: std::sync::OnceLock<String>,
+    pub(crate) new_agents: std::sync::Mutex<admission::NewAgentLimiter>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -153,6 +172,9 @@ impl Fleet {
             state: Mutex::new(state),
             events,
             metrics,
+            new_agents: std::sync::Mutex::new(admission::NewAgentLimiter::new(
+                options.new_agents_per_minute,
+            )),
             options,
             issuer,
             default_public_url: std::sync::OnceLock::new(),
@@ -216,11 +238,12 @@ impl Fleet {
     /// Appends to the audit log and announces it.
     pub(crate) async fn audit(&self, entry: AuditEntry) -> Result<(), FleetError> {
         tracing::info!(
-            actor = %entry.actor,
-            action = %entry.action,
-            target = %entry.target,
-            old_hash = entry.old_hash.as_deref().unwrap_or("-"),
-            new_hash = entry.new_hash.as_deref().unwrap_or("-"),
+            actor = %Untrusted(&entry.actor),
+            action = %Untrusted(&entry.action),
+            target = %Untrusted(&entry.target),
+            old_hash = %Untrusted(entry.old_hash.as_deref().unwrap_or("-")),
+            new_hash = %Untrusted(entry.new_hash.as_deref().unwrap_or("-")),
+            details = %Untrusted(&entry.details),
             "audit"
         );
         self.store.append_audit(&entry).await?;

@@ -33,6 +33,15 @@ pub enum StoreError {
     /// The store location is not usable.
     #[error("invalid store location {0:?}")]
     InvalidLocation(String),
+    /// The database file could not be created.
+    #[error("cannot create the store {path:?}: {source}")]
+    Create {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Everything loaded at start.

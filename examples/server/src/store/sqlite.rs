@@ -27,6 +27,41 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
+/// Creates the database file readable and writable by its owner only (it holds
+/// configuration bodies, which may carry secrets); SQLite gives its `-wal` and `-shm` files
+/// the same mode. An existing file keeps its mode, with a warning if others may read it.
+fn private_file(path: &std::path::Path) -> Result<(), StoreError> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    match open.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = meta.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = %format!("{:o}", mode & 0o777),
+                        "the store is readable by other users; it holds configuration bodies (chmod 600)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Create {
+            path: path.display().to_string(),
+            source: e,
+        }),
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `location`: a file path, a `sqlite:` URL,
     /// or `:memory:` for a store that lives as long as the process.
@@ -44,6 +79,9 @@ impl SqliteStore {
                 .filename(location)
                 .create_if_missing(true)
         };
+        if !memory {
+            private_file(options.get_filename())?;
+        }
         let options = options
             .journal_mode(if memory {
                 SqliteJournalMode::Memory
@@ -152,7 +190,7 @@ impl SqliteStore {
                 Ok(doc) => out.push(doc),
                 // One damaged row must not keep the server from starting.
                 Err(source) => {
-                    tracing::error!(table, key, error = %source, "store: skipping unreadable row")
+                    tracing::error!(table, key = %crate::logsafe::Untrusted(&key), error = %source, "store: skipping unreadable row")
                 }
             }
         }

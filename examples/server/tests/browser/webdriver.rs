@@ -233,6 +233,17 @@ impl Session<'_> {
         .expect("scroll");
     }
 
+    /// Runs `script` in the page (WebDriver "Execute Script") and returns its value.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+        .expect("execute script")
+    }
+
     pub async fn screenshot(&self, path: &std::path::Path) {
         let v = self
             .cmd("GET", "/screenshot", None)

@@ -74,6 +74,8 @@ impl Api {
         if let Some(a) = &self.auth {
             req = req.header("authorization", a);
         }
+        // A program, not a browser: a header no cross-origin page can send (CSRF guard).
+        req = req.header("x-requested-with", "opamp-fleet-tests");
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .unwrap();
