@@ -66,7 +66,7 @@ impl MessageData {
 ///
 /// struct Agent;
 ///
-/// #[opamp_client::async_trait]
+/// #[async_trait::async_trait]
 /// impl Callbacks for Agent {
 ///     async fn on_message(&self, msg: MessageData) {
 ///         if let Some(config) = msg.remote_config {
@@ -138,13 +138,6 @@ pub trait Callbacks: Send + Sync + 'static {
 
     /// The server assigned a new instance UID (already used and persisted by the client).
     async fn on_instance_uid_changed(&self, _uid: InstanceUid) {}
-
-    /// Another callback (named `callback`) panicked with the message `panic`. The client
-    /// caught the panic and keeps running: the callback counts as having done nothing, or
-    /// as having refused (`on_opamp_connection_settings`) or failed
-    /// (`get_effective_config`). The panic is also logged through `tracing` at the error
-    /// level. A panic in this callback is only logged.
-    async fn on_callback_panic(&self, _callback: &'static str, _panic: &str) {}
 }
 
 /// Callbacks that do nothing (every default).

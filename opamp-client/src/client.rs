@@ -13,13 +13,13 @@ use opamp_proto::{
 use opamp_transport::codec::Limits;
 use tokio::sync::oneshot;
 
-use crate::Error;
 use crate::callbacks::Callbacks;
 use crate::connection_settings::csr::CsrRequest;
 use crate::connection_settings::{ConnectionSettingsManager, OpampConnectionParams};
 use crate::driver::{self, DriverConfig, Shared};
 use crate::settings::ClientSettings;
-use crate::state::{ClientState, StateConfig, Transport};
+use crate::state::{ClientState, StateConfig};
+use crate::{Error, driver::transport_of};
 
 /// A running OpAMP client. Cheap to clone: every clone drives the same client.
 ///
@@ -35,11 +35,6 @@ pub struct Client {
 /// Completes when a custom message given to [`Client::send_custom_message`] has been sent
 /// (written to the WebSocket, or answered over plain HTTP), or with an error when it never
 /// will be ([`Error::CustomMessageDropped`], [`Error::Stopped`]).
-///
-/// Only the client's driver can complete it, and the driver is what runs the
-/// [`Callbacks`](crate::Callbacks): awaited inside a callback it would wait for itself, so
-/// there it completes at once with [`Error::WouldDeadlock`] (the message is still sent).
-/// Await it from a spawned task instead.
 #[derive(Debug)]
 #[must_use = "a future does nothing unless awaited (dropping it does not cancel the message)"]
 pub struct CustomMessageSent {
@@ -50,11 +45,9 @@ impl Future for CustomMessageSent {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match Pin::new(&mut self.rx).poll(cx) {
-            Poll::Ready(result) => Poll::Ready(result.unwrap_or(Err(Error::Stopped))),
-            Poll::Pending if driver::in_driver() => Poll::Ready(Err(Error::WouldDeadlock)),
-            Poll::Pending => Poll::Pending,
-        }
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|result| result.unwrap_or(Err(Error::Stopped)))
     }
 }
 
@@ -106,7 +99,6 @@ impl Client {
             heartbeat_interval,
             backoff,
             min_throttle_delay,
-            stable_connection_time,
             max_message_size,
             compression,
             connect_timeout,
@@ -133,13 +125,12 @@ impl Client {
             tracing::warn!(%err, "cannot persist the instance UID");
         }
 
-        let transport = Transport::from_url(&server_url)?;
+        let transport = transport_of(&server_url)?;
         let mut state = ClientState::new(
             StateConfig::new(uid, transport)
                 .with_capabilities(capabilities)
                 .with_heartbeat_interval(heartbeat_interval)
                 .with_min_throttle_delay(min_throttle_delay)
-                .with_stable_connection_time(stable_connection_time)
                 .with_boxed_backoff(backoff)
                 .with_request_instance_uid(request_instance_uid),
         );
@@ -182,7 +173,7 @@ impl Client {
             }
             None => ConnectionSettingsManager::new(initial),
         }
-        .with_merge_options(connection_settings.clone())
+        .with_merge_options(connection_settings)
         .with_max_candidate_attempts(connection_settings_attempts);
         if let Some(interval) = manager.heartbeat_interval() {
             state.set_offered_heartbeat_interval(Some(interval));
@@ -201,7 +192,6 @@ impl Client {
         let config = DriverConfig {
             static_headers: headers,
             header_provider,
-            send_configured_headers_anywhere: connection_settings.send_configured_headers_anywhere,
             tls,
             limits: Limits::default().with_max_message_size(max_message_size),
             compression,
@@ -237,30 +227,9 @@ impl Client {
         self.shared.stop_requested()
     }
 
-    /// Whether the client's background task still runs: false once it ended, after
-    /// [`stop`](Self::stop) or because it panicked.
-    pub fn is_running(&self) -> bool {
-        !self.shared.is_done()
-    }
-
-    /// Completes when the client's background task has ended: `Ok(())` after
-    /// [`stop`](Self::stop), [`Error::Ended`] with the reason if it ended by itself (a panic
-    /// in the client; panics in callbacks are caught and do not end it). An Agent can
-    /// select on this next to its own work to notice a dead client and start a new one.
-    /// From then on setters fail with the same error and
-    /// [`is_connected`](Self::is_connected) is false.
-    pub async fn ended(&self) -> Result<(), Error> {
-        let mut done = self.shared.done.subscribe();
-        let _ = done.wait_for(|done| *done).await;
-        match self.shared.ended_error() {
-            None | Some(Error::Stopped) => Ok(()),
-            Some(err) => Err(err),
-        }
-    }
-
     fn update<R>(&self, f: impl FnOnce(&mut ClientState) -> Result<R, Error>) -> Result<R, Error> {
-        if let Some(err) = self.shared.ended_error() {
-            return Err(err);
+        if self.shared.stop_requested() {
+            return Err(Error::Stopped);
         }
         let result = f(&mut self.shared.state());
         self.shared.wake();
@@ -282,10 +251,9 @@ impl Client {
         self.shared.state().server_capabilities()
     }
 
-    /// Whether the WebSocket is connected, or the last HTTP request was answered (false
-    /// once the client has ended).
+    /// Whether the WebSocket is connected, or the last HTTP request was answered.
     pub fn is_connected(&self) -> bool {
-        !self.shared.is_done() && self.shared.state().is_connected()
+        self.shared.state().is_connected()
     }
 
     /// The OpAMP connection parameters known to work (the settings' URL, or settings the
@@ -429,8 +397,8 @@ impl Client {
     /// applied like any OpAMP connection settings offer. Needs
     /// `AcceptsOpAMPConnectionSettings`.
     pub async fn request_client_certificate(&self, request: CsrRequest) -> Result<(), Error> {
-        if let Some(err) = self.shared.ended_error() {
-            return Err(err);
+        if self.shared.stop_requested() {
+            return Err(Error::Stopped);
         }
         if !self
             .capabilities()

@@ -50,19 +50,6 @@ pub enum Error {
     /// The client has been stopped.
     #[error("the client is stopped")]
     Stopped,
-    /// The client's background task ended without being stopped (it panicked): nothing is
-    /// sent or received any more. Start a new client. See
-    /// [`Client::ended`](crate::Client::ended).
-    #[error("the OpAMP client ended unexpectedly: {0}")]
-    Ended(String),
-    /// Waiting for this inside a callback would wait for the callback itself (only the
-    /// client's driver, which runs the callbacks, can complete it): e.g. awaiting
-    /// [`CustomMessageSent`](crate::CustomMessageSent) in a callback. Wait in a spawned task
-    /// instead; the message is sent all the same.
-    #[error(
-        "waiting inside a callback for something only the client's driver can do would deadlock"
-    )]
-    WouldDeadlock,
     /// A connection or a request failed in the transport layer (network, TLS, timeout, a
     /// message that does not decode, ...). HTTP statuses are never reported here (see the
     /// type's documentation).
@@ -82,10 +69,8 @@ pub enum Error {
     },
     /// The server refused the client's credentials: it answered a WebSocket upgrade or a
     /// plain-HTTP request with `401 Unauthorized` or `403 Forbidden`. The client keeps
-    /// retrying, as after any refusal by the server: it waits at least
-    /// [`ClientSettings::min_throttle_delay`](crate::ClientSettings::min_throttle_delay) and
-    /// its backoff delay (headers from a [`HeaderProvider`](crate::HeaderProvider) are asked
-    /// for again on every attempt).
+    /// retrying with backoff (headers from a
+    /// [`HeaderProvider`](crate::HeaderProvider) are asked for again on every attempt).
     #[error("server refused the credentials: HTTP {status}")]
     Unauthorized {
         /// `401` or `403`.
@@ -93,9 +78,7 @@ pub enum Error {
     },
     /// The server answered an HTTP request (or a WebSocket upgrade) with another unexpected
     /// status than those of [`Error::ServerUnavailable`] and [`Error::Unauthorized`]. `400`
-    /// and `413` drop the message that caused them (spec §"Bad Request"). Redirects (`3xx`)
-    /// are not followed, since they could carry the Agent's credentials to another server:
-    /// they are retried with backoff like any temporary failure; configure the final URL.
+    /// and `413` drop the message that caused them (spec §"Bad Request").
     #[error("server answered HTTP {status}")]
     HttpStatus {
         /// The status.
@@ -199,7 +182,6 @@ impl Error {
                 | Error::InvalidArgument { .. }
                 | Error::InvalidSettings(_)
                 | Error::Stopped
-                | Error::WouldDeadlock
         )
     }
 }

@@ -3,16 +3,13 @@
 //!
 //! # Quick start
 //!
-//! The settings below are those of a typical OpenTelemetry Collector OpAMP extension: an
-//! endpoint with an API key header (and, when configured, a private CA and a client
-//! certificate from files), an instance UID from the environment, identifying and
-//! non-identifying attributes, the capabilities to report health and configuration and to
-//! accept remote configuration, restarts and connection settings, and a 30 s heartbeat.
+//! The settings below are those of a typical OpenTelemetry Collector OpAMP extension: a
+//! `wss://` endpoint with an API key header, a private CA and a client certificate from files,
+//! an instance UID from the environment, identifying and non-identifying attributes, the
+//! capabilities to report health and configuration and to accept remote configuration,
+//! restarts and connection settings, and a 30 s heartbeat.
 //!
-//! The example runs as written: its hidden lines start an `opamp-server` on 127.0.0.1 that
-//! offers a configuration and waits for the agent to report it `APPLIED`.
-//!
-//! ```
+//! ```no_run
 //! use std::time::Duration;
 //!
 //! use opamp_client::proto::{
@@ -27,7 +24,7 @@
 //!     client: Client,
 //! }
 //!
-//! #[opamp_client::async_trait]
+//! #[async_trait::async_trait]
 //! impl Callbacks for Collector {
 //!     async fn on_message(&self, msg: MessageData) {
 //!         if let Some(config) = msg.remote_config {
@@ -43,45 +40,9 @@
 //!         }
 //!     }
 //! }
-//! # mod demo_server {
-//! #     use opamp_server::proto::{AgentConfigMap, AgentRemoteConfig, AgentToServer, ServerToAgent};
-//! #     use opamp_server::{Callbacks, ConnectingRequest, Connection, ConnectionCallbacks, ConnectionResponse, async_trait};
-//! #     pub struct Offer(pub tokio::sync::watch::Sender<bool>);
-//! #     #[async_trait]
-//! #     impl Callbacks for Offer {
-//! #         async fn on_connecting(&self, _: &ConnectingRequest<'_>) -> ConnectionResponse {
-//! #             ConnectionResponse::accept(Conn(self.0.clone()))
-//! #         }
-//! #     }
-//! #     struct Conn(tokio::sync::watch::Sender<bool>);
-//! #     #[async_trait]
-//! #     impl ConnectionCallbacks for Conn {
-//! #         async fn on_message(&self, _: &Connection, msg: &AgentToServer) -> Option<ServerToAgent> {
-//! #             let applied = msg.remote_config_status.as_ref().is_some_and(|s| s.status == opamp_server::proto::RemoteConfigStatuses::Applied as i32);
-//! #             if applied { self.0.send_replace(true); return None; }
-//! #             Some(ServerToAgent {
-//! #                 remote_config: Some(AgentRemoteConfig {
-//! #                     config: Some(AgentConfigMap::default()),
-//! #                     config_hash: vec![1, 2, 3].into(),
-//! #                 }),
-//! #                 ..Default::default()
-//! #             })
-//! #         }
-//! #     }
-//! # }
 //!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (applied_tx, mut applied) = tokio::sync::watch::channel(false);
-//! # let server = opamp_server::Server::new(
-//! #     opamp_server::ServerSettings::default().with_listen_addr("127.0.0.1:0".parse()?),
-//! #     demo_server::Offer(applied_tx),
-//! # )?;
-//! # let addr = server.start().await?;
-//! # let server_url = format!("ws://{addr}/v1/opamp");
-//! # let api_key = "demo-key".to_string();
-//! // In production: `wss://opamp-server.example.com:4320/v1/opamp` and a key from the
-//! // environment, e.g. `std::env::var("OPAMP_API_KEY")?`.
 //! let instance_uid = match std::env::var("INSTANCE_ID") {
 //!     Ok(id) => id.parse::<InstanceUid>()?,
 //!     Err(_) => InstanceUid::new_v7(),
@@ -94,8 +55,17 @@
 //!     .non_identifying("os.type", "linux")
 //!     .non_identifying("host.arch", "amd64")
 //!     .build();
-//! let mut settings = ClientSettings::new(server_url)
-//!     .try_with_header("X-API-Key", &api_key)?
+//! let settings = ClientSettings::new("wss://opamp-server.example.com:4320/v1/opamp")
+//!     .try_with_header("X-API-Key", &std::env::var("OPAMP_API_KEY")?)?
+//!     .with_tls(
+//!         TlsClientSettings::default()
+//!             .with_default_roots(false)
+//!             .with_ca(PemSource::file("/etc/certs/ca.crt"))
+//!             .with_client_cert(
+//!                 PemSource::file("/etc/certs/client.crt"),
+//!                 PemSource::file("/etc/certs/client.key"),
+//!             ),
+//!     )
 //!     .with_instance_uid(instance_uid)
 //!     .with_agent_description(description)
 //!     .with_capabilities(
@@ -108,26 +78,12 @@
 //!             | AgentCapabilities::REPORTS_HEARTBEAT,
 //!     )
 //!     .with_heartbeat_interval(Duration::from_secs(30));
-//! // For `wss://`: a private CA and a client certificate (mutual TLS) from files.
-//! if let Ok(dir) = std::env::var("OPAMP_CERT_DIR") {
-//!     settings = settings.with_tls(
-//!         TlsClientSettings::default()
-//!             .with_default_roots(false)
-//!             .with_ca(PemSource::file(format!("{dir}/ca.crt")))
-//!             .with_client_cert(
-//!                 PemSource::file(format!("{dir}/client.crt")),
-//!                 PemSource::file(format!("{dir}/client.key")),
-//!             ),
-//!     );
-//! }
 //!
 //! // Returns at once; connects (and reconnects) in the background.
 //! let client = Client::start_with(settings, |client| Collector { client })?;
 //! client.set_health(ComponentHealth { healthy: true, ..Default::default() })?;
 //! // ... run the agent ...
-//! # tokio::time::timeout(Duration::from_secs(60), applied.wait_for(|applied| *applied)).await??;
 //! client.stop().await?; // agent_disconnect, close; no callback runs after this
-//! # server.shutdown().await;
 //! # Ok(())
 //! # }
 //! ```

@@ -17,8 +17,7 @@ use crate::connection_settings::{MergeOptions, ProxyParams};
 use crate::packages::{DownloadSettings, PackagesStateProvider, SignatureVerifier};
 use crate::persistence::StateStore;
 use crate::state::{
-    BackoffPolicy, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MIN_THROTTLE_DELAY,
-    DEFAULT_STABLE_CONNECTION_TIME, ExponentialBackoff,
+    BackoffPolicy, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MIN_THROTTLE_DELAY, ExponentialBackoff,
 };
 
 /// The default message size limit (spec §"WebSocket Message Size Limits": 64 MiB).
@@ -70,10 +69,7 @@ pub struct PackagesSettings {
 }
 
 impl PackagesSettings {
-    /// Packages kept by `provider`, downloaded with the default [`DownloadSettings`], which
-    /// require signed packages: add a verifier with
-    /// [`with_signature_verifier`](Self::with_signature_verifier), or opt out with
-    /// [`DownloadSettings::with_require_signature(false)`](DownloadSettings::with_require_signature).
+    /// Packages kept by `provider`, downloaded with the default [`DownloadSettings`].
     pub fn new(provider: Arc<dyn PackagesStateProvider>) -> Self {
         PackagesSettings {
             provider,
@@ -115,8 +111,7 @@ impl fmt::Debug for PackagesSettings {
 /// `Debug` prints header names but never header values.
 #[non_exhaustive]
 pub struct ClientSettings {
-    /// The OpAMP server URL (default path `/v1/opamp`). HTTP redirects are not followed
-    /// (a `3xx` answer is retried as a temporary failure): give the final URL.
+    /// The OpAMP server URL (default path `/v1/opamp`).
     pub server_url: String,
     /// Headers sent with every connection attempt and HTTP request.
     pub headers: HeaderMap,
@@ -154,14 +149,9 @@ pub struct ClientSettings {
     pub heartbeat_interval: Duration,
     /// Delays between failed attempts. Default [`ExponentialBackoff`].
     pub backoff: Box<dyn BackoffPolicy>,
-    /// The least delay after an HTTP 429/503 without `Retry-After`, and after the server
-    /// refused the credentials (HTTP 401/403). Default 30 s (spec §"Throttling").
+    /// The least delay after an HTTP 429/503 without `Retry-After`. Default 30 s (spec
+    /// §"Throttling").
     pub min_throttle_delay: Duration,
-    /// How long a connection must have worked before its loss is retried at once and the
-    /// backoff starts over; a connection lost sooner counts as a failed attempt (see
-    /// [`StateConfig::stable_connection_time`](crate::state::StateConfig::stable_connection_time)).
-    /// Default 30 s.
-    pub stable_connection_time: Duration,
     /// Largest message sent or received. Default 64 MiB.
     pub max_message_size: usize,
     /// Gzip plain-HTTP request bodies. Default off.
@@ -207,7 +197,6 @@ impl fmt::Debug for ClientSettings {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("backoff", &self.backoff)
             .field("min_throttle_delay", &self.min_throttle_delay)
-            .field("stable_connection_time", &self.stable_connection_time)
             .field("max_message_size", &self.max_message_size)
             .field("compression", &self.compression)
             .field("connect_timeout", &self.connect_timeout)
@@ -242,7 +231,6 @@ impl ClientSettings {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             backoff: Box::new(ExponentialBackoff::new()),
             min_throttle_delay: DEFAULT_MIN_THROTTLE_DELAY,
-            stable_connection_time: DEFAULT_STABLE_CONNECTION_TIME,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             compression: false,
             connect_timeout: Duration::from_secs(30),
@@ -384,13 +372,6 @@ impl ClientSettings {
         self
     }
 
-    /// Sets [`ClientSettings::stable_connection_time`].
-    #[must_use]
-    pub fn with_stable_connection_time(mut self, time: Duration) -> Self {
-        self.stable_connection_time = time;
-        self
-    }
-
     /// Sets the message size limit.
     #[must_use]
     pub fn with_max_message_size(mut self, size: usize) -> Self {
@@ -466,9 +447,9 @@ impl ClientSettings {
     /// Checks what can be checked before starting: the URL scheme, the proxy
     /// ([`ConnectionSettingsError::UnsupportedProxy`](crate::connection_settings::ConnectionSettingsError::UnsupportedProxy)
     /// in [`Error::ConnectionSettings`](crate::Error::ConnectionSettings) for `https://` and
-    /// SOCKS proxies), header values usable as text, interval sanity, and that packages requiring signatures have a verifier.
+    /// SOCKS proxies), header values usable as text, interval sanity.
     pub(crate) fn validate(&self) -> Result<(), crate::Error> {
-        crate::state::Transport::from_url(&self.server_url)?;
+        crate::driver::transport_of(&self.server_url)?;
         if let Some(proxy) = &self.proxy {
             proxy.validate()?;
         }
@@ -482,17 +463,6 @@ impl ClientSettings {
         if self.ws_read_timeout <= self.ws_ping_interval {
             return Err(crate::Error::InvalidSettings(
                 "ws_read_timeout must be longer than ws_ping_interval".into(),
-            ));
-        }
-        if let Some(packages) = &self.packages
-            && packages.download.require_signature
-            && packages.verifier.is_none()
-        {
-            return Err(crate::Error::InvalidSettings(
-                "packages require a signature (the default) but no signature verifier is set: \
-                 add one with PackagesSettings::with_signature_verifier, or accept unsigned \
-                 packages explicitly with DownloadSettings::with_require_signature(false)"
-                    .into(),
             ));
         }
         if self.max_message_size == 0 {

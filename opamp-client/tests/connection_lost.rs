@@ -266,9 +266,7 @@ async fn refused_upgrades_are_typed_errors() {
         s.upgrade_refusals.push_back((StatusCode::FORBIDDEN, None));
     });
     let log = Log::default();
-    // Refused credentials wait at least the minimum throttle delay (30 s by default).
-    let settings = settings(&server.ws_url()).with_min_throttle_delay(Duration::from_millis(300));
-    let client = Client::start(settings, log.clone()).unwrap();
+    let client = Client::start(settings(&server.ws_url()), log.clone()).unwrap();
     log.wait_for(&[
         Seen::ConnectFailed(Kind::Unavailable(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -505,9 +505,7 @@ fn certificate_offers_are_refused_with_ephemeral_storage() {
 }
 
 #[test]
-fn an_omitted_certificate_is_dropped_by_default_and_kept_on_request() {
-    // Spec §"OpAMPConnectionSettings.certificate": without a certificate in the offer the
-    // client SHOULD NOT use a client certificate.
+fn omitted_parts_keep_or_drop_as_configured() {
     let (cert_pem, key_pem) = self_signed();
     let initial = OpampConnectionParams::new(INITIAL)
         .with_client_certificate(ClientCertificate::new(cert_pem, key_pem));
@@ -519,98 +517,27 @@ fn an_omitted_certificate_is_dropped_by_default_and_kept_on_request() {
         }),
         ..Default::default()
     };
-    let mut default = ConnectionSettingsManager::new(initial.clone());
+    let mut keep = ConnectionSettingsManager::new(initial.clone());
     let OfferDecision::Reconnect { params, .. } =
-        default.handle_offer(&offer(b"t", tls_only.clone()), caps())
+        keep.handle_offer(&offer(b"t", tls_only.clone()), caps())
     else {
         panic!("expected Reconnect");
     };
     assert!(
-        params.client_certificate.is_none(),
-        "no client certificate when the offer has none"
+        params.client_certificate.is_some(),
+        "certificate kept by default"
     );
     let tls = params.tls.as_ref().unwrap();
     assert_eq!(tls.min_version, Some(TlsVersion::Tls13));
     assert_eq!(tls.max_version, None);
 
-    let mut keep = ConnectionSettingsManager::new(initial)
-        .with_merge_options(MergeOptions::default().with_keep_certificate_when_omitted(true));
-    let OfferDecision::Reconnect { params, .. } = keep.handle_offer(&offer(b"t", tls_only), caps())
+    let mut drop = ConnectionSettingsManager::new(initial)
+        .with_merge_options(MergeOptions::default().with_drop_certificate_when_omitted(true));
+    let OfferDecision::Reconnect { params, .. } = drop.handle_offer(&offer(b"t", tls_only), caps())
     else {
         panic!("expected Reconnect");
     };
-    assert!(params.client_certificate.is_some(), "kept when asked to");
-}
-
-#[test]
-fn a_move_to_cleartext_is_refused_unless_allowed() {
-    let secure = "wss://opamp.example.com/v1/opamp";
-    let cleartext = OpAmpConnectionSettings {
-        destination_endpoint: "ws://opamp.example.com/v1/opamp".into(),
-        ..Default::default()
-    };
-    let mut m = ConnectionSettingsManager::new(OpampConnectionParams::new(secure));
-    let OfferDecision::Rejected { status, error } =
-        m.handle_offer(&offer(b"d", cleartext.clone()), caps())
-    else {
-        panic!("expected Rejected");
-    };
-    assert_eq!(status.status(), ConnectionSettingsStatuses::Failed);
-    assert!(error.contains("unencrypted"), "{error}");
-    assert_eq!(m.connect_params().endpoint, secure);
-
-    let mut allowed = ConnectionSettingsManager::new(OpampConnectionParams::new(secure))
-        .with_merge_options(MergeOptions::default().with_allow_insecure_downgrade(true));
-    assert!(matches!(
-        allowed.handle_offer(&offer(b"d", cleartext), caps()),
-        OfferDecision::Reconnect { .. }
-    ));
-}
-
-#[test]
-fn offered_headers_do_not_follow_a_move_to_another_origin() {
-    let m = || {
-        ConnectionSettingsManager::new(
-            OpampConnectionParams::new("wss://a.example.com/v1/opamp")
-                .with_header("Authorization", "Bearer for-a"),
-        )
-    };
-    let elsewhere = OpAmpConnectionSettings {
-        destination_endpoint: "wss://b.example.com/v1/opamp".into(),
-        ..Default::default()
-    };
-    let OfferDecision::Reconnect { params, .. } =
-        m().handle_offer(&offer(b"b", elsewhere.clone()), caps())
-    else {
-        panic!("expected Reconnect");
-    };
-    assert!(params.headers.is_empty(), "{params:?}");
-    // Same origin, another path: the headers stay.
-    let same = OpAmpConnectionSettings {
-        destination_endpoint: "wss://A.example.com:443/v2/opamp".into(),
-        ..Default::default()
-    };
-    let OfferDecision::Reconnect { params, .. } = m().handle_offer(&offer(b"a", same), caps())
-    else {
-        panic!("expected Reconnect");
-    };
-    assert_eq!(params.headers.len(), 1);
-    // An offer that brings its own headers for the new origin uses them.
-    let with_headers = OpAmpConnectionSettings {
-        headers: Some(Headers {
-            headers: vec![Header {
-                key: "Authorization".into(),
-                value: "Bearer for-b".into(),
-            }],
-        }),
-        ..elsewhere
-    };
-    let OfferDecision::Reconnect { params, .. } =
-        m().handle_offer(&offer(b"c", with_headers), caps())
-    else {
-        panic!("expected Reconnect");
-    };
-    assert_eq!(params.headers[0].1, "Bearer for-b");
+    assert!(params.client_certificate.is_none());
 }
 
 #[test]

@@ -31,8 +31,6 @@ fn settings(url: String, counter: Arc<AtomicUsize>) -> ClientSettings {
         .unwrap()
         .with_header_provider(token_provider(counter))
         .with_backoff(ConstantBackoff(Duration::from_millis(50)))
-        // A 401 waits at least this long (30 s by default).
-        .with_min_throttle_delay(Duration::from_millis(100))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

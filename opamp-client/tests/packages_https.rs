@@ -85,7 +85,6 @@ async fn downloads_over_https_with_the_configured_trust() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsPackagesStateProvider::open(dir.path()).await.unwrap());
     let settings = DownloadSettings::default()
-        .with_require_signature(false)
         .with_tls_config(client_config(&ca))
         .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(50));
     let syncer =
@@ -108,7 +107,6 @@ async fn downloads_over_https_with_the_configured_trust() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsPackagesStateProvider::open(dir.path()).await.unwrap());
     let settings = DownloadSettings::default()
-        .with_require_signature(false)
         .with_tls_config(client_config(&other_ca))
         .with_max_attempts(1);
     let syncer = PackageSyncer::new(store, Arc::new(Recorder::default())).with_settings(settings);

@@ -29,7 +29,6 @@ struct Setup {
 
 fn fast_settings() -> DownloadSettings {
     DownloadSettings::default()
-        .with_require_signature(false)
         .with_retry_backoff(Duration::from_millis(10), Duration::from_millis(100))
         .with_connect_timeout(Duration::from_secs(10))
         .with_read_timeout(Duration::from_secs(10))
@@ -656,51 +655,4 @@ async fn stale_partial_downloads_are_removed() {
     assert!(report.all_succeeded());
     assert!(!stale.exists());
     assert_eq!(downloads_left(&s.provider), 0);
-}
-
-/// Issue 11: `server_provided_all_packages_hash` used to name the offer even when a package
-/// of it failed, so the server (which offers again only while the hashes differ) never
-/// offered the failed package again. It names the offer only once all of it is installed.
-#[tokio::test]
-async fn a_failed_package_does_not_report_the_offer_as_taken() {
-    let server = FileServer::start().await;
-    let good = content(10_000, 8);
-    server.put("/good", good.clone());
-    server.put("/late", content(10_000, 9));
-    let s = setup(fast_settings()).await;
-    s.provider.set_all_packages_hash(b"previous").await.unwrap();
-
-    let fixed = b"the file as it will be".to_vec();
-    let mut late = package(&server, "/late", "2", &content(10_000, 9));
-    late.file.as_mut().unwrap().content_hash = sha256(&fixed);
-    let available = offer(
-        "new",
-        vec![
-            ("good", package(&server, "/good", "1", &good)),
-            ("late", late),
-        ],
-    );
-    let report = sync(&s.syncer, &available).await;
-    assert_eq!(report.failed, ["late"]);
-    assert_eq!(
-        report.statuses.server_provided_all_packages_hash.as_ref(),
-        b"previous",
-        "the failed offer must not be reported as taken"
-    );
-    let reported = s.recorder.all();
-    assert!(
-        reported
-            .iter()
-            .all(|r| r.server_provided_all_packages_hash.as_ref() != b"new"),
-        "no report may claim the offer: {reported:?}"
-    );
-
-    // The file is fixed on the server and the same offer comes again: now it is taken.
-    server.put("/late", fixed);
-    let report = sync(&s.syncer, &available).await;
-    assert!(report.all_succeeded(), "{report:?}");
-    assert_eq!(
-        report.statuses.server_provided_all_packages_hash.as_ref(),
-        b"new"
-    );
 }

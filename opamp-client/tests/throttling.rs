@@ -233,31 +233,3 @@ async fn http_bad_request_is_not_retried() {
     );
     client.stop().await.unwrap();
 }
-
-/// Issue 17, item 6: plain-HTTP redirects are not followed (a redirect could move the
-/// Agent's credentials to another host); a 3xx is reported as `Error::HttpStatus` and retried
-/// with backoff like any temporary failure, so a server that stops redirecting is reached
-/// again. Configure the final URL.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_redirects_are_not_followed_and_retried_like_a_temporary_failure() {
-    let server = TestServer::start().await;
-    server.script(|s| {
-        s.http_replies
-            .push_back(HttpReply::Status(StatusCode::TEMPORARY_REDIRECT, None));
-        s.http_replies
-            .push_back(HttpReply::Status(StatusCode::MOVED_PERMANENTLY, None));
-    });
-    let recording = Recording::default();
-    let client = Client::start(settings(server.http_url()), recording.clone()).unwrap();
-    // The status is kept across the redirects and delivered to the same URL.
-    for _ in 0..3 {
-        let msg = server.next_message().await;
-        assert_eq!(msg.agent_description, Some(description()));
-    }
-    common::eventually("the connection after the redirects", || {
-        recording.0.connects.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    assert_eq!(recording.0.connect_failures.load(Ordering::SeqCst), 2);
-    client.stop().await.unwrap();
-}

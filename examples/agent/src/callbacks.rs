@@ -54,16 +54,7 @@ impl Callbacks for AgentCallbacks {
     }
 
     async fn on_connect_failed(&self, error: &opamp_client::Error) {
-        match connect_failure(error) {
-            ConnectFailure::Refused => tracing::error!(
-                agent = %self.name,
-                %error,
-                "the OpAMP server refused the credentials (check the API key, e.g. OPAMP_API_KEY); retrying with backoff"
-            ),
-            ConnectFailure::Unreachable => {
-                tracing::warn!(agent = %self.name, %error, "cannot reach the OpAMP server; retrying");
-            }
-        }
+        tracing::warn!(agent = %self.name, %error, "cannot reach the OpAMP server; retrying");
     }
 
     async fn on_connection_lost(&self, error: &opamp_client::Error) {
@@ -113,40 +104,7 @@ impl Callbacks for AgentCallbacks {
     }
 }
 
-/// What a failed connection attempt means for the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConnectFailure {
-    /// The server answered and refused the credentials (HTTP 401/403): retrying will not help
-    /// until the key is fixed; the client backs off as after any refusal.
-    Refused,
-    /// The server could not be reached or failed otherwise.
-    Unreachable,
-}
-
-/// Classifies a failed connection attempt.
-pub(crate) fn connect_failure(error: &opamp_client::Error) -> ConnectFailure {
-    match error {
-        opamp_client::Error::Unauthorized { .. } => ConnectFailure::Refused,
-        _ => ConnectFailure::Unreachable,
-    }
-}
-
 /// Lowercase hex of a hash, for logs.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refused_key_is_not_reported_as_unreachable() {
-        let refused = opamp_client::Error::Unauthorized {
-            status: http::StatusCode::UNAUTHORIZED,
-        };
-        assert_eq!(connect_failure(&refused), ConnectFailure::Refused);
-        let down = opamp_client::Error::Transport(opamp_client::transport::Error::ConnectionClosed);
-        assert_eq!(connect_failure(&down), ConnectFailure::Unreachable);
-    }
 }

@@ -69,17 +69,6 @@ pub enum ConnectionSettingsError {
         /// Its scheme, lowercase (`https`, `socks5` or `socks5h`).
         scheme: String,
     },
-    /// The offer moves an encrypted connection (`wss://`, `https://`) to a cleartext one
-    /// (`ws://`, `http://`); refused unless
-    /// [`MergeOptions::allow_insecure_downgrade`](super::MergeOptions::allow_insecure_downgrade)
-    /// is set.
-    #[error("refusing to move the OpAMP connection from {from:?} to unencrypted {to:?}")]
-    InsecureDowngrade {
-        /// The endpoint in use.
-        from: String,
-        /// The offered endpoint.
-        to: String,
-    },
     /// A PEM value is not UTF-8 text.
     #[error("{0} is not UTF-8 PEM text")]
     NotUtf8(&'static str),

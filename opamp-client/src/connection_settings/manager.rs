@@ -239,17 +239,8 @@ impl ConnectionSettingsManager {
     }
 
     /// A manager restored from a persisted snapshot. A persisted candidate is validated
-    /// again: [`connect_params`](Self::connect_params) returns it. Heartbeat intervals over
-    /// [`MAX_SERVER_INTERVAL`](crate::state::MAX_SERVER_INTERVAL) are clamped.
-    pub fn from_snapshot(mut snapshot: ConnectionSettingsSnapshot) -> Self {
-        // Written by an older version, a heartbeat interval may exceed what is accepted now.
-        let clamp = |interval: &mut Option<Duration>| {
-            *interval = interval.map(crate::state::clamp_interval);
-        };
-        clamp(&mut snapshot.active.heartbeat_interval);
-        if let Some(candidate) = &mut snapshot.candidate {
-            clamp(&mut candidate.params.heartbeat_interval);
-        }
+    /// again: [`connect_params`](Self::connect_params) returns it.
+    pub fn from_snapshot(snapshot: ConnectionSettingsSnapshot) -> Self {
         Self {
             state: snapshot,
             options: MergeOptions::default(),
@@ -347,7 +338,7 @@ impl ConnectionSettingsManager {
             if takes_heartbeat {
                 // Zero too: it disables heartbeats (spec
                 // §"OpAMPConnectionSettings.heartbeat_interval_seconds").
-                let interval = crate::state::interval_from_secs(opamp.heartbeat_interval_seconds);
+                let interval = Duration::from_secs(opamp.heartbeat_interval_seconds);
                 self.set_heartbeat(interval);
                 return OfferDecision::Applied {
                     heartbeat_interval: Some(interval),

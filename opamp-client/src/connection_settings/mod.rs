@@ -16,7 +16,6 @@
 
 mod error;
 mod manager;
-mod origin;
 mod params;
 mod tls;
 mod validate;
@@ -28,7 +27,6 @@ pub use manager::{
     Candidate, CandidateOutcome, ConnectionSettingsManager, ConnectionSettingsSnapshot,
     DEFAULT_MAX_CANDIDATE_ATTEMPTS, OfferDecision, StoredStatus,
 };
-pub(crate) use origin::same_origin;
 pub use params::{
     ClientCertificate, MergeOptions, OpampConnectionParams, ProxyParams, TlsParams, TlsVersion,
 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::ConnectionSettingsError;
-use super::{origin, validate};
+use super::validate;
 use crate::proto::{Headers, OpAmpConnectionSettings, TlsConnectionSettings};
 
 /// Everything the client needs to open the OpAMP connection: where, with which headers,
@@ -107,20 +107,13 @@ impl OpampConnectionParams {
     /// §"ProxyConnectionSettings Message"):
     /// * `destination_endpoint`: replaces the endpoint; an empty one keeps the current endpoint
     ///   unless [`MergeOptions::require_endpoint`] is set (servers such as opamp-go's example
-    ///   server send certificate-only or TLS-only offers with an empty endpoint). A move from
-    ///   `wss`/`https` to `ws`/`http` is refused unless
-    ///   [`MergeOptions::allow_insecure_downgrade`] is set.
+    ///   server send certificate-only or TLS-only offers with an empty endpoint).
     /// * `headers`: when present, the offered list replaces the headers (the server owns the
-    ///   whole set, so it can also withdraw a bootstrap credential); absent keeps them, unless
-    ///   the endpoint moves to another origin (scheme security, host, port): headers offered
-    ///   for one server are not sent to another. (The client's configured headers are sent
-    ///   only to the configured origin; see
-    ///   [`MergeOptions::send_configured_headers_anywhere`].)
+    ///   whole set, so it can also withdraw a bootstrap credential); absent keeps them.
     /// * `certificate`: when present, replaces the client certificate. An empty `private_key`
     ///   means the key of an earlier CSR (`csr_private_key`) is used (spec
-    ///   §"Agent-initiated CSR Flow" step 7). Absent drops the offered client certificate
-    ///   (spec §"OpAMPConnectionSettings.certificate": the client SHOULD NOT use one then),
-    ///   or keeps it when [`MergeOptions::keep_certificate_when_omitted`] is set.
+    ///   §"Agent-initiated CSR Flow" step 7). Absent keeps the current certificate, or drops
+    ///   it when [`MergeOptions::drop_certificate_when_omitted`] is set.
     /// * `tls`, `proxy`: present replaces, absent keeps.
     /// * `heartbeat_interval_seconds`: replaces the interval, and `0` becomes
     ///   `Some(Duration::ZERO)`, "heartbeats disabled" (spec
@@ -129,8 +122,7 @@ impl OpampConnectionParams {
     ///   mention heartbeats disables them too, as in opamp-go). Only an absent
     ///   `OpAMPConnectionSettings` leaves the interval alone. Over plain HTTP, where the
     ///   heartbeat is the polling interval and polling cannot stop, zero means the client's
-    ///   configured polling interval. Intervals longer than
-    ///   [`MAX_SERVER_INTERVAL`](crate::state::MAX_SERVER_INTERVAL) are clamped to it.
+    ///   configured polling interval.
     pub fn merged_with(
         &self,
         offer: &OpAmpConnectionSettings,
@@ -146,18 +138,6 @@ impl OpampConnectionParams {
                 });
             }
         } else {
-            if !options.allow_insecure_downgrade
-                && origin::is_downgrade(&self.endpoint, &offer.destination_endpoint)
-            {
-                return Err(ConnectionSettingsError::InsecureDowngrade {
-                    from: self.endpoint.clone(),
-                    to: offer.destination_endpoint.clone(),
-                });
-            }
-            if !origin::same_origin(&self.endpoint, &offer.destination_endpoint) {
-                // Headers offered earlier were for the current server, not for this one.
-                merged.headers.clear();
-            }
             merged.endpoint = offer.destination_endpoint.clone();
         }
         if let Some(headers) = &offer.headers {
@@ -187,8 +167,8 @@ impl OpampConnectionParams {
                     ca_cert_pem,
                 });
             }
-            None if options.keep_certificate_when_omitted => {}
-            None => merged.client_certificate = None,
+            None if options.drop_certificate_when_omitted => merged.client_certificate = None,
+            None => {}
         }
         if let Some(tls) = &offer.tls {
             merged.tls = Some(TlsParams::from_proto(tls)?);
@@ -203,10 +183,7 @@ impl OpampConnectionParams {
                     .unwrap_or_default(),
             });
         }
-        // Clamped: nothing in the spec bounds it, and it is persisted and added to clocks.
-        merged.heartbeat_interval = Some(crate::state::interval_from_secs(
-            offer.heartbeat_interval_seconds,
-        ));
+        merged.heartbeat_interval = Some(Duration::from_secs(offer.heartbeat_interval_seconds));
         merged.validate()?;
         Ok(merged)
     }
@@ -246,22 +223,9 @@ pub struct MergeOptions {
     /// Refuse offers whose `destination_endpoint` is empty (the spec says it MUST be set;
     /// off by default for interoperability with servers that omit it).
     pub require_endpoint: bool,
-    /// Keep using the client certificate of an earlier offer when a later offer has none
-    /// (what opamp-go's example agent does). Off by default: the spec says the client SHOULD
-    /// NOT use a client certificate when the offer has none
-    /// (§"OpAMPConnectionSettings.certificate"). A client certificate configured in the
-    /// [`ClientSettings`](crate::ClientSettings) TLS settings is not affected.
-    pub keep_certificate_when_omitted: bool,
-    /// Allow offers that move the connection from `wss`/`https` to `ws`/`http`. Off by
-    /// default: such offers are refused with
-    /// [`ConnectionSettingsError::InsecureDowngrade`].
-    pub allow_insecure_downgrade: bool,
-    /// Send the headers configured in the [`ClientSettings`](crate::ClientSettings) (static
-    /// headers and the header provider's, e.g. an API key) to whatever endpoint an offer
-    /// names. Off by default: they go only to the origin of
-    /// [`ClientSettings::server_url`](crate::ClientSettings::server_url) (scheme security,
-    /// host, port); an offer that moves the Agent elsewhere must bring its own headers.
-    pub send_configured_headers_anywhere: bool,
+    /// Stop using a client certificate when an offer has none (the spec's literal reading;
+    /// off by default: the certificate is kept, as opamp-go's example agent does).
+    pub drop_certificate_when_omitted: bool,
 }
 
 impl MergeOptions {
@@ -279,24 +243,10 @@ impl MergeOptions {
         self
     }
 
-    /// Sets [`MergeOptions::keep_certificate_when_omitted`].
+    /// Sets [`MergeOptions::drop_certificate_when_omitted`].
     #[must_use]
-    pub fn with_keep_certificate_when_omitted(mut self, keep: bool) -> Self {
-        self.keep_certificate_when_omitted = keep;
-        self
-    }
-
-    /// Sets [`MergeOptions::allow_insecure_downgrade`].
-    #[must_use]
-    pub fn with_allow_insecure_downgrade(mut self, allow: bool) -> Self {
-        self.allow_insecure_downgrade = allow;
-        self
-    }
-
-    /// Sets [`MergeOptions::send_configured_headers_anywhere`].
-    #[must_use]
-    pub fn with_send_configured_headers_anywhere(mut self, send: bool) -> Self {
-        self.send_configured_headers_anywhere = send;
+    pub fn with_drop_certificate_when_omitted(mut self, drop: bool) -> Self {
+        self.drop_certificate_when_omitted = drop;
         self
     }
 }

@@ -9,7 +9,6 @@
 //! [`Client::stop`]: crate::Client::stop
 
 mod flows;
-mod guard;
 mod headers;
 mod http;
 mod packages;
@@ -41,6 +40,20 @@ pub(crate) fn in_driver() -> bool {
     IN_DRIVER.try_with(|()| ()).is_ok()
 }
 
+/// The transport a server URL asks for.
+pub(crate) fn transport_of(url: &str) -> Result<Transport, Error> {
+    let invalid = |reason: &str| Error::InvalidSettings(format!("server URL {url:?}: {reason}"));
+    let uri: ::http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
+        Some("ws" | "wss") => Ok(Transport::WebSocket),
+        Some("http" | "https") => Ok(Transport::Http),
+        _ => Err(invalid("the scheme must be ws, wss, http or https")),
+    }
+}
+
 /// How a failed attempt counts for retry scheduling.
 pub(crate) fn failure_of(error: &Error) -> Failure {
     use ::http::StatusCode;
@@ -48,9 +61,6 @@ pub(crate) fn failure_of(error: &Error) -> Failure {
         Error::ServerUnavailable { retry_after, .. } => Failure::Throttled {
             retry_after: *retry_after,
         },
-        // Refused credentials do not fix themselves within a second: wait as for any other
-        // refusal by the server (at least the minimum throttle delay, and the backoff).
-        Error::Unauthorized { .. } => Failure::Throttled { retry_after: None },
         Error::HttpStatus {
             status: StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE,
             ..
@@ -69,8 +79,6 @@ pub(crate) fn failure_of(error: &Error) -> Failure {
 pub(crate) struct DriverConfig {
     pub(crate) static_headers: HeaderMap,
     pub(crate) header_provider: Option<Arc<dyn HeaderProvider>>,
-    /// [`MergeOptions::send_configured_headers_anywhere`](crate::connection_settings::MergeOptions::send_configured_headers_anywhere).
-    pub(crate) send_configured_headers_anywhere: bool,
     pub(crate) tls: TlsClientSettings,
     pub(crate) limits: Limits,
     pub(crate) compression: bool,
@@ -101,25 +109,16 @@ impl Drop for DoneGuard {
     }
 }
 
-/// Runs a client until it is stopped. Callbacks run guarded against panics; should the
-/// driver itself panic, the reason is kept for the handle ([`Shared::ended_error`]) and
-/// `done` is set, so the handle stops pretending to be connected.
+/// Runs a client until it is stopped.
 pub(crate) async fn run(shared: Arc<Shared>, callbacks: Arc<dyn Callbacks>, config: DriverConfig) {
     let _done = DoneGuard(Arc::clone(&shared));
     let driver = Driver {
-        shared: Arc::clone(&shared),
-        callbacks: Arc::new(guard::Guarded::new(callbacks)),
+        shared,
+        callbacks,
         config,
         packages: None,
     };
-    let ended = guard::CatchUnwind::new(IN_DRIVER.scope((), driver.run())).await;
-    if let Err(panic) = ended {
-        tracing::error!(%panic, "the OpAMP client's driver panicked: the client has ended");
-        *shared
-            .failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(panic);
-    }
+    IN_DRIVER.scope((), driver.run()).await;
 }
 
 pub(crate) struct Driver {
@@ -137,7 +136,7 @@ impl Driver {
                 break;
             }
             let params = self.shared.manager().connect_params().clone();
-            let transport = match Transport::from_url(&params.endpoint) {
+            let transport = match transport_of(&params.endpoint) {
                 Ok(transport) => transport,
                 Err(err) => {
                     // Offers are validated before they are tried; a bad persisted endpoint
@@ -197,13 +196,12 @@ impl Driver {
 
     /// The headers of a connection attempt or request with `params`.
     async fn connection_headers(&self, params: &OpampConnectionParams) -> Result<HeaderMap, Error> {
-        let configured = headers::ConfiguredHeaders {
-            static_headers: &self.config.static_headers,
-            provider: self.config.header_provider.as_ref(),
-            base_url: &self.shared.base_url,
-            anywhere: self.config.send_configured_headers_anywhere,
-        };
-        headers::connection_headers(&configured, params).await
+        headers::connection_headers(
+            &self.config.static_headers,
+            params,
+            self.config.header_provider.as_ref(),
+        )
+        .await
     }
 
     /// The rustls configuration for `params` when its endpoint is `wss://` or `https://`.
@@ -357,6 +355,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn scheme_picks_the_transport() {
+        assert_eq!(
+            transport_of("ws://h/v1/opamp").unwrap(),
+            Transport::WebSocket
+        );
+        assert_eq!(
+            transport_of("WSS://h:4320/v1/opamp").unwrap(),
+            Transport::WebSocket
+        );
+        assert_eq!(transport_of("http://h/v1/opamp").unwrap(), Transport::Http);
+        assert_eq!(transport_of("https://h/v1/opamp").unwrap(), Transport::Http);
+        assert!(transport_of("ftp://h/").is_err());
+        assert!(transport_of("/v1/opamp").is_err());
+        assert!(transport_of("not a url").is_err());
+    }
+
+    #[test]
     fn failures_are_classified() {
         use ::http::StatusCode;
         let status = |status, retry_after| Error::from_status(status, retry_after);
@@ -377,14 +392,8 @@ mod tests {
             failure_of(&status(StatusCode::PAYLOAD_TOO_LARGE, None)),
             Failure::Rejected
         );
-        for refused in [StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN] {
-            assert_eq!(
-                failure_of(&status(refused, None)),
-                Failure::Throttled { retry_after: None }
-            );
-        }
         assert_eq!(
-            failure_of(&status(StatusCode::NOT_FOUND, None)),
+            failure_of(&status(StatusCode::UNAUTHORIZED, None)),
             Failure::Transient
         );
         assert_eq!(failure_of(&Error::Stopped), Failure::Transient);

@@ -42,8 +42,6 @@ pub(crate) struct Shared {
     pub(crate) stop: watch::Sender<bool>,
     /// Becomes true when the driver task has ended.
     pub(crate) done: watch::Sender<bool>,
-    /// Why the driver ended without being stopped (its panic message), once it did.
-    pub(crate) failure: Mutex<Option<String>>,
     /// The last CSR request, to redo it when the instance UID changes.
     pub(crate) last_csr: Mutex<Option<crate::connection_settings::csr::CsrRequest>>,
     pub(crate) store: Option<Arc<dyn StateStore>>,
@@ -75,7 +73,6 @@ impl Shared {
             custom_waiters: Mutex::new(HashMap::new()),
             stop: watch::Sender::new(false),
             done: watch::Sender::new(false),
-            failure: Mutex::new(None),
             last_csr: Mutex::new(None),
             store,
             base_url,
@@ -108,31 +105,6 @@ impl Shared {
     pub(crate) fn request_stop(&self) {
         self.stop.send_replace(true);
         self.wake();
-    }
-
-    /// Whether the driver task has ended (stopped, or by a panic).
-    pub(crate) fn is_done(&self) -> bool {
-        *self.done.borrow()
-    }
-
-    /// The error for a handle call once nothing runs any more: `None` while the driver runs
-    /// and no stop was asked for.
-    pub(crate) fn ended_error(&self) -> Option<Error> {
-        if let Some(failure) = self
-            .failure
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        {
-            return Some(Error::Ended(failure));
-        }
-        if self.stop_requested() {
-            return Some(Error::Stopped);
-        }
-        if self.is_done() {
-            return Some(Error::Ended("the driver task is gone".into()));
-        }
-        None
     }
 
     pub(crate) fn add_custom_waiter(

@@ -11,7 +11,7 @@ use opamp_transport::ws::{WsReceiver, WsSender};
 use super::{Driver, Outcome, failure_of, proxy, sleep_until};
 use crate::Error;
 use crate::connection_settings::OpampConnectionParams;
-use crate::state::{self, Failure};
+use crate::state::Failure;
 
 /// How long to wait for the server's close frame after sending ours.
 const CLOSE_REPLY_WAIT: Duration = Duration::from_secs(2);
@@ -37,9 +37,7 @@ enum Wake {
 }
 
 /// Errors of a received message that end the connection as a malformed message from the
-/// server: the message is lost, so the client cannot know what it missed. A message over the
-/// size limit is one of them (spec §"WebSocket Message Size Limits": the client MUST treat
-/// it as malformed). Like opamp-go, the
+/// server: the message is lost, so the client cannot know what it missed. Like opamp-go, the
 /// client drops the connection and reconnects (the new connection opens with a status
 /// report, which lets the server resend what matters), and backs off so that a server that
 /// keeps sending such messages is not hammered.
@@ -52,7 +50,6 @@ fn malformed(err: &opamp_transport::Error) -> bool {
             | T::TruncatedWsHeader
             | T::MissingWsHeader
             | T::MalformedWsHeader
-            | T::MessageTooLarge { .. }
     )
 }
 
@@ -63,14 +60,7 @@ impl Driver {
             return Outcome::Stop;
         }
         self.shared.state().on_connecting(Instant::now());
-        // A stop must not wait for a slow or silent endpoint (up to the connect timeout),
-        // e.g. offered connection settings on trial that lead nowhere.
-        let mut stop = self.shared.stop.subscribe();
-        let attempt = tokio::select! {
-            attempt = self.ws_connect(params) => attempt,
-            _ = stop.wait_for(|stop| *stop) => return Outcome::Stop,
-        };
-        let connection = match attempt {
+        let connection = match self.ws_connect(params).await {
             Ok(connection) => connection,
             Err(err) => {
                 let failure = failure_of(&err);
@@ -150,11 +140,9 @@ impl Driver {
                 continue;
             }
             let last_received = rx.last_received();
-            let ping_at = state::deadline(
-                last_ping.map_or(last_received, |p| p.max(last_received)),
-                self.config.ws_ping_interval,
-            );
-            let dead_at = state::deadline(last_received, self.config.ws_read_timeout);
+            let ping_at = last_ping.map_or(last_received, |p| p.max(last_received))
+                + self.config.ws_ping_interval;
+            let dead_at = last_received + self.config.ws_read_timeout;
             let wake = tokio::select! {
                 _ = self.shared.wake.notified() => Wake::Nudged,
                 _ = stop.wait_for(|stop| *stop) => Wake::Nudged,

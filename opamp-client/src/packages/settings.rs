@@ -30,15 +30,8 @@ pub struct DownloadSettings {
     /// Redirects followed per request. Default 5. The offer's headers are only sent to the
     /// origin (scheme, host, port) of the offered URL.
     pub max_redirects: u32,
-    /// Refuse packages without a signature, and signed packages when no
-    /// [`SignatureVerifier`](super::SignatureVerifier) is configured. Default `true`: a
-    /// package is code the Agent will run, and the server (or anyone who can change what it
-    /// offers, or the download URL's host) must not be able to install unsigned code
-    /// without the Agent having said so. Opt out explicitly with
-    /// [`with_require_signature(false)`](Self::with_require_signature) when the packages'
-    /// integrity is guaranteed otherwise (the SHA-256 `content_hash` is always checked, but it
-    /// comes from the same server as the URL). With the default,
-    /// [`Client::start`](crate::Client::start) refuses package settings without a verifier.
+    /// Refuse packages without a signature (and require a
+    /// [`SignatureVerifier`](super::SignatureVerifier)). Default `false`.
     pub require_signature: bool,
     /// TLS configuration for `https` downloads; `None` builds one from
     /// `opamp_transport::tls::TlsClientSettings::default()` (the default roots).
@@ -59,7 +52,7 @@ impl Default for DownloadSettings {
             retry_max_backoff: Duration::from_secs(60),
             max_package_size: 4 * 1024 * 1024 * 1024,
             max_redirects: 5,
-            require_signature: true,
+            require_signature: false,
             tls_config: None,
             download_dir: None,
         }

@@ -21,7 +21,7 @@ use super::BoxError;
 /// /// Accepts files whose signature is the hex SHA-256 of a shared secret and the content hash.
 /// struct SharedSecret(Vec<u8>);
 ///
-/// #[opamp_client::async_trait]
+/// #[async_trait::async_trait]
 /// impl SignatureVerifier for SharedSecret {
 ///     async fn verify(&self, _package: &str, _file: &Path, content_hash: &[u8], signature: &[u8])
 ///         -> Result<(), BoxError>

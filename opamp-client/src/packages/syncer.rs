@@ -29,10 +29,8 @@ const PARTIAL_SUFFIX: &str = ".partial";
 ///    the offered `content_hash`. Downloads go over HTTP or HTTPS with the offer's headers,
 ///    stream to disk, resume with `Range` after an interruption, and are checked against the
 ///    SHA-256 `content_hash` and the signature hook before the provider installs them.
-/// 4. The all-packages hash is stored, and reported as `server_provided_all_packages_hash`,
-///    only when every package succeeded: after a failure the statuses keep the hash of the
-///    last offer that was fully installed, so the server offers the packages again and a
-///    failed package is retried on the next offer (even one with the same hash).
+/// 4. The all-packages hash is stored only when every package succeeded, so a failed
+///    package is retried on the next offer.
 ///
 /// Statuses go to the [`PackageStatusSink`] (and the provider's last-reported statuses) at
 /// each step: `InstallPending` for every package to process, then per package
@@ -147,30 +145,10 @@ impl PackageSyncer {
             failed: Vec::new(),
             error: None,
         };
+        run.statuses.server_provided_all_packages_hash = available.all_packages_hash.clone();
         run.statuses.error_message.clear();
 
-        let result = run.execute(available).await;
-        // `server_provided_all_packages_hash` says which offer the Agent has taken (spec
-        // §"PackageStatuses"): the server offers again while it differs from its own. It
-        // names the offer only once every package of it is installed; until then it keeps
-        // the hash of the last offer that was fully installed, so the server offers the
-        // failed package again (and the next offer retries it).
-        let synced = match &result {
-            Ok(_) => run.failed.is_empty() && run.error.is_none(),
-            Err(_) => false,
-        };
-        run.statuses.server_provided_all_packages_hash = if synced {
-            available.all_packages_hash.clone()
-        } else {
-            match self.provider.all_packages_hash().await {
-                Ok(hash) => hash.into(),
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "cannot read the stored all-packages hash");
-                    Bytes::new()
-                }
-            }
-        };
-        match result {
+        match run.execute(available).await {
             Ok(skipped) => {
                 if !skipped || loaded.as_ref() != Some(&run.statuses) {
                     run.report().await;

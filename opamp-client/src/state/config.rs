@@ -5,7 +5,6 @@ use std::time::Duration;
 use opamp_proto::{AgentCapabilities, InstanceUid};
 
 use super::backoff::{BackoffPolicy, ExponentialBackoff};
-use crate::Error;
 
 /// The transport the state machine is driven over. It changes the timing rules only:
 /// heartbeats (WebSocket, only with `ReportsHeartbeat`) vs. polling (plain HTTP, always), and
@@ -18,25 +17,6 @@ pub enum Transport {
     Http,
 }
 
-impl Transport {
-    /// The transport a server URL asks for: `ws`/`wss` (any case) for WebSocket,
-    /// `http`/`https` for plain HTTP. Fails with [`Error::InvalidSettings`] for anything
-    /// else, or a URL without a host.
-    pub fn from_url(url: &str) -> Result<Transport, Error> {
-        let invalid =
-            |reason: &str| Error::InvalidSettings(format!("server URL {url:?}: {reason}"));
-        let uri: http::Uri = url.parse().map_err(|_| invalid("not a URL"))?;
-        if uri.host().is_none_or(str::is_empty) {
-            return Err(invalid("no host"));
-        }
-        match uri.scheme_str().map(str::to_ascii_lowercase).as_deref() {
-            Some("ws" | "wss") => Ok(Transport::WebSocket),
-            Some("http" | "https") => Ok(Transport::Http),
-            _ => Err(invalid("the scheme must be ws, wss, http or https")),
-        }
-    }
-}
-
 /// The default heartbeat and polling interval (spec §"WebSocket Message Exchange" and
 /// §"Plain HTTP Transport": 30 s).
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
@@ -44,10 +24,6 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 /// The minimum retry interval after an HTTP 429/503 without `Retry-After` (spec §"Throttling":
 /// 30 s).
 pub const DEFAULT_MIN_THROTTLE_DELAY: Duration = Duration::from_secs(30);
-
-/// How long a connection must have worked before its loss is retried at once and the backoff
-/// starts over: 30 s. A connection lost sooner counts as one more failed attempt.
-pub const DEFAULT_STABLE_CONNECTION_TIME: Duration = Duration::from_secs(30);
 
 /// Settings of a [`ClientState`](super::ClientState).
 ///
@@ -72,18 +48,12 @@ pub struct StateConfig {
     pub transport: Transport,
     /// The heartbeat interval (WebSocket, with `ReportsHeartbeat`; zero disables heartbeats) and
     /// the polling interval (plain HTTP; zero means the default 30 s, since HTTP must poll).
-    /// An interval offered by the server replaces it. Longer than
-    /// [`MAX_SERVER_INTERVAL`](super::MAX_SERVER_INTERVAL) counts as that.
+    /// An interval offered by the server replaces it.
     pub heartbeat_interval: Duration,
     /// The least delay after an HTTP 429/503 that carries no `Retry-After`.
     pub min_throttle_delay: Duration,
     /// Delays between failed attempts.
     pub backoff: Box<dyn BackoffPolicy>,
-    /// How long a connection must have worked (since its first good answer) before its loss
-    /// is retried at once and the backoff starts over (spec §"Restoring WebSocket
-    /// Connection"). A connection lost sooner (a server that answers once and closes) counts
-    /// as a failed attempt, so reconnections keep backing off.
-    pub stable_connection_time: Duration,
     /// Whether to ask the server for an instance UID (`RequestInstanceUid` flag) until it sends
     /// one.
     pub request_instance_uid: bool,
@@ -91,7 +61,7 @@ pub struct StateConfig {
 
 impl StateConfig {
     /// Settings with the defaults: capabilities `ReportsStatus`, 30 s heartbeat, 30 s minimum
-    /// throttle delay, [`ExponentialBackoff`], 30 s before a connection counts as stable.
+    /// throttle delay, [`ExponentialBackoff`].
     pub fn new(instance_uid: InstanceUid, transport: Transport) -> Self {
         StateConfig {
             instance_uid,
@@ -100,7 +70,6 @@ impl StateConfig {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             min_throttle_delay: DEFAULT_MIN_THROTTLE_DELAY,
             backoff: Box::new(ExponentialBackoff::new()),
-            stable_connection_time: DEFAULT_STABLE_CONNECTION_TIME,
             request_instance_uid: false,
         }
     }
@@ -140,34 +109,10 @@ impl StateConfig {
         self
     }
 
-    /// Sets [`StateConfig::stable_connection_time`].
-    #[must_use]
-    pub fn with_stable_connection_time(mut self, time: Duration) -> Self {
-        self.stable_connection_time = time;
-        self
-    }
-
     /// Asks the server for an instance UID.
     #[must_use]
     pub fn with_request_instance_uid(mut self, request: bool) -> Self {
         self.request_instance_uid = request;
         self
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scheme_picks_the_transport() {
-        let of = Transport::from_url;
-        assert_eq!(of("ws://h/v1/opamp").unwrap(), Transport::WebSocket);
-        assert_eq!(of("WSS://h:4320/v1/opamp").unwrap(), Transport::WebSocket);
-        assert_eq!(of("http://h/v1/opamp").unwrap(), Transport::Http);
-        assert_eq!(of("https://h/v1/opamp").unwrap(), Transport::Http);
-        assert!(of("ftp://h/").is_err());
-        assert!(of("/v1/opamp").is_err());
-        assert!(of("not a url").is_err());
     }
 }

@@ -77,11 +77,11 @@ impl ClientState {
                                 self.restore(in_flight);
                             }
                             self.link = Link::Disconnected {
-                                retry_at: Some(super::deadline(now, delay)),
+                                retry_at: Some(now + delay),
                             };
                         }
                         Transport::WebSocket => {
-                            self.disconnect_requested = Some(super::deadline(now, delay));
+                            self.disconnect_requested = Some(now + delay);
                             self.full_report_on_connect = true;
                         }
                     }
@@ -90,7 +90,7 @@ impl ClientState {
                     if let Some(in_flight) = response_to {
                         self.drop_in_flight(in_flight);
                     }
-                    self.retry.succeeded(now);
+                    self.retry.succeeded();
                     if self.transport == Transport::Http {
                         self.link = Link::Connected;
                     }
@@ -106,7 +106,7 @@ impl ClientState {
         if self.transport == Transport::Http {
             self.link = Link::Connected;
         }
-        self.retry.succeeded(now);
+        self.retry.succeeded();
         if msg.capabilities != 0 {
             self.server_capabilities = ServerCapabilities::from_bits(msg.capabilities);
         }
@@ -167,17 +167,11 @@ impl ClientState {
                 // Spec §"OpAMPConnectionSettings.heartbeat_interval_seconds": with
                 // ReportsHeartbeat the offered interval is used, and 0 disables heartbeats
                 // (WebSocket; plain HTTP keeps polling at the configured interval, since it
-                // uses the offered value only when it is not zero). An Agent that accepts
-                // OpAMP connection settings takes the interval only with the offer: the
-                // driver applies it (set_offered_heartbeat_interval) once the offer is
-                // accepted, never for an offer it refuses. Without that capability there is
-                // nothing to accept, and the interval applies at once. Either way it is
-                // clamped to MAX_SERVER_INTERVAL.
-                if caps.contains(AgentCapabilities::REPORTS_HEARTBEAT)
-                    && !caps.contains(AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS)
-                {
+                // uses the offered value only when it is not zero). An offer without
+                // OpAMPConnectionSettings leaves the interval as it is.
+                if caps.contains(AgentCapabilities::REPORTS_HEARTBEAT) {
                     self.offered_heartbeat =
-                        Some(super::interval_from_secs(opamp.heartbeat_interval_seconds));
+                        Some(Duration::from_secs(opamp.heartbeat_interval_seconds));
                 }
                 if caps.contains(AgentCapabilities::ACCEPTS_OPAMP_CONNECTION_SETTINGS) {
                     self.push_event(Event::OpampConnectionSettings {

@@ -10,13 +10,10 @@ use super::backoff::BackoffPolicy;
 #[non_exhaustive]
 pub enum Failure {
     /// A network, TLS or timeout error, an unexpected HTTP status or an undecodable answer.
-    /// Retried at once if the connection had been stable before (see
-    /// [`StateConfig::stable_connection_time`](super::StateConfig::stable_connection_time)),
-    /// otherwise with backoff.
+    /// Retried at once if the connection was working before, then with backoff.
     Transient,
     /// The server is overloaded: HTTP 429 or 503, on a request or at the WebSocket upgrade
-    /// (spec §"Throttling"). The client's driver treats a refusal of its credentials (HTTP
-    /// 401 or 403) the same way: retrying sooner would only be refused again. The next attempt waits at least `retry_after` (or the minimum
+    /// (spec §"Throttling"). The next attempt waits at least `retry_after` (or the minimum
     /// throttle delay when there is none) and at least the backoff delay.
     Throttled {
         /// The `Retry-After` delay the server sent.
@@ -39,68 +36,44 @@ pub(crate) enum Link {
 }
 
 /// Retry bookkeeping around a [`BackoffPolicy`].
-///
-/// A connection counts as working once a message other than an error came back, and as
-/// *stable* once it has worked for `stable_after`. Only the failure of a stable connection is
-/// retried at once and starts the backoff over (spec §"Restoring WebSocket Connection":
-/// reconnect, and keep backing off while re-connection fails). A server that accepts,
-/// answers once and closes (a duplicate-UID kick, a policy close, an oversized message) is
-/// therefore reconnected to with growing delays, never in a tight loop.
 #[derive(Debug)]
 pub(crate) struct Retry {
     backoff: Box<dyn BackoffPolicy>,
     min_throttle: Duration,
-    /// How long a connection must have worked before its failure resets the backoff.
-    stable_after: Duration,
-    /// Since when the current connection has worked (the first good answer), if it has.
-    up_since: Option<Instant>,
+    /// Whether the last connection proved to work (a message other than an error came back).
+    /// A failure after a working connection is retried at once; later ones back off.
+    healthy: bool,
 }
 
 impl Retry {
-    pub(crate) fn new(
-        backoff: Box<dyn BackoffPolicy>,
-        min_throttle: Duration,
-        stable_after: Duration,
-    ) -> Self {
+    pub(crate) fn new(backoff: Box<dyn BackoffPolicy>, min_throttle: Duration) -> Self {
         Retry {
             backoff,
             min_throttle,
-            stable_after,
-            up_since: None,
+            healthy: false,
         }
     }
 
-    /// The connection works (a good answer came back at `now`).
-    pub(crate) fn succeeded(&mut self, now: Instant) {
-        if self.up_since.is_none() {
-            self.up_since = Some(now);
+    /// The connection works: the next failure is retried at once, and backoff starts over.
+    pub(crate) fn succeeded(&mut self) {
+        if !self.healthy {
+            self.backoff.reset();
         }
+        self.healthy = true;
     }
 
     /// The last connection did not prove to work after all (the server sent something
-    /// malformed or too large): the next failure backs off.
+    /// malformed): the next failure backs off.
     pub(crate) fn distrust(&mut self) {
-        self.up_since = None;
+        self.healthy = false;
     }
 
-    /// Whether the connection that ends at `now` had been working for long enough; the
-    /// working mark is cleared either way.
-    fn was_stable(&mut self, now: Instant) -> bool {
-        self.up_since
-            .take()
-            .is_some_and(|since| now.saturating_duration_since(since) >= self.stable_after)
-    }
-
-    /// How long to wait after `failure` at `now`. The result is not clamped; callers add it
-    /// to the clock through [`deadline`](super::deadline).
-    pub(crate) fn delay_after(&mut self, failure: Failure, now: Instant) -> Duration {
-        let stable = self.was_stable(now);
-        if stable {
-            self.backoff.reset();
-        }
+    /// How long to wait after `failure`.
+    pub(crate) fn delay_after(&mut self, failure: Failure) -> Duration {
+        let was_healthy = std::mem::replace(&mut self.healthy, false);
         match failure {
             Failure::Transient | Failure::Rejected => {
-                if stable {
+                if was_healthy {
                     Duration::ZERO
                 } else {
                     self.backoff.next_backoff()
@@ -116,7 +89,7 @@ impl Retry {
     /// How long to wait after an `UNAVAILABLE` error response (spec §"Throttling", WebSocket
     /// transport): `retry_info` if given, and never less than the backoff delay.
     pub(crate) fn delay_after_unavailable(&mut self, retry_after: Option<Duration>) -> Duration {
-        self.up_since = None;
+        self.healthy = false;
         let backoff = self.backoff.next_backoff();
         retry_after.map_or(backoff, |asked| asked.max(backoff))
     }
@@ -127,44 +100,16 @@ mod tests {
     use super::*;
     use crate::state::backoff::ConstantBackoff;
 
-    const SEC: Duration = Duration::from_secs(1);
-
     #[test]
-    fn at_once_after_a_stable_connection_then_backoff() {
-        let now = Instant::now();
-        let mut r = Retry::new(Box::new(ConstantBackoff(2 * SEC)), 30 * SEC, 10 * SEC);
-        assert_eq!(r.delay_after(Failure::Transient, now), 2 * SEC);
-        r.succeeded(now);
-        assert_eq!(
-            r.delay_after(Failure::Transient, now + 10 * SEC),
-            Duration::ZERO
+    fn at_once_after_a_working_connection_then_backoff() {
+        let mut r = Retry::new(
+            Box::new(ConstantBackoff(Duration::from_secs(2))),
+            Duration::from_secs(30),
         );
-        assert_eq!(r.delay_after(Failure::Transient, now + 10 * SEC), 2 * SEC);
-    }
-
-    #[test]
-    fn a_connection_that_dies_young_keeps_backing_off() {
-        use crate::state::{ExponentialBackoff, FixedJitter};
-        let now = Instant::now();
-        let backoff = ExponentialBackoff::new()
-            .with_initial_interval(SEC)
-            .with_multiplier(2.0)
-            .with_jitter(FixedJitter(0.5));
-        let mut r = Retry::new(Box::new(backoff), 30 * SEC, 10 * SEC);
-        let mut delays = Vec::new();
-        for i in 0..4 {
-            // Accepted, answered once, closed a moment later: not stable.
-            r.succeeded(now + i * SEC);
-            delays.push(r.delay_after(Failure::Transient, now + i * SEC + SEC / 10));
-        }
-        assert_eq!(delays, [SEC, 2 * SEC, 4 * SEC, 8 * SEC]);
-        // A stable connection starts the backoff over.
-        r.succeeded(now);
-        assert_eq!(
-            r.delay_after(Failure::Transient, now + 60 * SEC),
-            Duration::ZERO
-        );
-        assert_eq!(r.delay_after(Failure::Transient, now + 60 * SEC), SEC);
+        assert_eq!(r.delay_after(Failure::Transient), Duration::from_secs(2));
+        r.succeeded();
+        assert_eq!(r.delay_after(Failure::Transient), Duration::ZERO);
+        assert_eq!(r.delay_after(Failure::Transient), Duration::from_secs(2));
     }
 
     #[test]
@@ -172,22 +117,20 @@ mod tests {
         let mut r = Retry::new(
             Box::new(ConstantBackoff(Duration::from_secs(2))),
             Duration::from_secs(30),
-            Duration::ZERO,
         );
-        let now = Instant::now();
-        r.succeeded(now);
+        r.succeeded();
         let asked = Some(Duration::from_secs(7));
         assert_eq!(
-            r.delay_after(Failure::Throttled { retry_after: asked }, now),
+            r.delay_after(Failure::Throttled { retry_after: asked }),
             Duration::from_secs(7)
         );
         assert_eq!(
-            r.delay_after(Failure::Throttled { retry_after: None }, now),
+            r.delay_after(Failure::Throttled { retry_after: None }),
             Duration::from_secs(30)
         );
         let short = Some(Duration::from_secs(1));
         assert_eq!(
-            r.delay_after(Failure::Throttled { retry_after: short }, now),
+            r.delay_after(Failure::Throttled { retry_after: short }),
             Duration::from_secs(2)
         );
         assert_eq!(r.delay_after_unavailable(None), Duration::from_secs(2));

@@ -42,7 +42,6 @@
 //! ```
 
 mod backoff;
-mod clock;
 mod config;
 mod event;
 mod incoming;
@@ -62,16 +61,11 @@ use opamp_proto::{
 pub use backoff::{
     BackoffPolicy, ConstantBackoff, ExponentialBackoff, FixedJitter, JitterSource, RandomJitter,
 };
-pub use clock::MAX_SERVER_INTERVAL;
-pub use config::{
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MIN_THROTTLE_DELAY, DEFAULT_STABLE_CONNECTION_TIME,
-    StateConfig, Transport,
-};
+pub use config::{DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MIN_THROTTLE_DELAY, StateConfig, Transport};
 pub use event::{CustomMessageId, Event};
 pub use link::Failure;
 
 use crate::Error;
-pub(crate) use clock::{clamp_interval, deadline, interval_from_secs};
 use link::{Link, Retry};
 use status::{Parts, Status};
 
@@ -154,12 +148,8 @@ impl ClientState {
             last_seq: 0,
             server_capabilities: ServerCapabilities::empty(),
             link: Link::Disconnected { retry_at: None },
-            retry: Retry::new(
-                config.backoff,
-                config.min_throttle_delay,
-                config.stable_connection_time,
-            ),
-            configured_heartbeat: clamp_interval(config.heartbeat_interval),
+            retry: Retry::new(config.backoff, config.min_throttle_delay),
+            configured_heartbeat: config.heartbeat_interval,
             offered_heartbeat: None,
             last_sent_at: None,
             report_due: true,
@@ -551,10 +541,8 @@ impl ClientState {
     /// Sets the heartbeat interval as if the server had offered it (e.g. restored with
     /// persisted connection settings). `Some(ZERO)` disables WebSocket heartbeats; `None`
     /// returns to the configured interval.
-    ///
-    /// Intervals longer than [`MAX_SERVER_INTERVAL`] are clamped to it.
     pub fn set_offered_heartbeat_interval(&mut self, interval: Option<Duration>) {
-        self.offered_heartbeat = interval.map(clamp_interval);
+        self.offered_heartbeat = interval;
     }
 
     // ---------------------------------------------------------------- connection (WebSocket)
@@ -615,9 +603,9 @@ impl ClientState {
 
     /// A connection attempt failed; the next one waits as `failure` requires.
     pub fn on_connect_failed(&mut self, now: Instant, failure: Failure) {
-        let delay = self.retry.delay_after(failure, now);
+        let delay = self.retry.delay_after(failure);
         self.link = Link::Disconnected {
-            retry_at: Some(deadline(now, delay)),
+            retry_at: Some(now + delay),
         };
     }
 
@@ -634,7 +622,7 @@ impl ClientState {
         }
         let retry_at = match self.disconnect_requested.take() {
             Some(at) => at,
-            None => deadline(now, self.retry.delay_after(Failure::Transient, now)),
+            None => now + self.retry.delay_after(Failure::Transient),
         };
         self.link = Link::Disconnected {
             retry_at: Some(retry_at),
@@ -660,7 +648,7 @@ impl ClientState {
 
     fn heartbeat_due_at(&self) -> Option<Instant> {
         let interval = self.heartbeat_interval()?;
-        Some(deadline(self.last_sent_at?, interval))
+        Some(self.last_sent_at? + interval)
     }
 
     /// The next message to send, if one is due now: a change, a custom message, a CSR, the
@@ -810,9 +798,9 @@ impl ClientState {
                 // The server answered: it is reachable.
                 self.link = Link::Connected;
             } else {
-                let delay = self.retry.delay_after(failure, now);
+                let delay = self.retry.delay_after(failure);
                 self.link = Link::Disconnected {
-                    retry_at: Some(deadline(now, delay)),
+                    retry_at: Some(now + delay),
                 };
             }
         }
